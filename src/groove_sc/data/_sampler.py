@@ -1,0 +1,126 @@
+"""Label-balanced paired batch sampler for two modalities of different cells."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def _group_by_label(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(order, offsets, counts)``: cell positions sorted by label, in O(n log n)."""
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=n_labels)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return order, offsets, counts
+
+
+class LabelBalancedPairSampler(Sampler):
+    """Yield ``(indices_a, indices_b)`` per training step, balanced by label.
+
+    Every step draws the same ``labels_per_step`` labels in both modalities and
+    ``cells_per_label`` cells of each drawn label from each modality that has it (abundant labels
+    are undersampled; a label with fewer cells than ``cells_per_label`` is drawn with
+    repetition). Labels cycle through random permutations so that each label appears about
+    equally often. Labels present in only one modality are drawn too (they train that
+    modality's reconstruction) but have no positives in the other modality.
+
+    An epoch has ``ceil(max(n_a, n_b) / batch_size)`` steps. The sampler is deterministic
+    given ``seed`` and the epoch number (its ``set_epoch`` or its own counter).
+
+    Parameters
+    ----------
+    labels
+        Integer label codes of the cells of each modality (one shared vocabulary).
+    cells
+        Row positions (in the modality's AnnData) of the cells to draw from, per modality;
+        ``labels[m]`` is aligned with ``cells[m]``.
+    batch_size
+        Cells per modality per step (approximately).
+    cells_per_label
+        Minimum number of cells per label per modality in a step.
+    seed
+        Random seed.
+    shuffle
+        If ``False`` every epoch repeats the draws of epoch 0 (for validation).
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[np.ndarray],
+        cells: Sequence[np.ndarray],
+        *,
+        batch_size: int = 128,
+        cells_per_label: int = 8,
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
+        if batch_size < 1 or cells_per_label < 1:
+            raise ValueError(
+                f"`batch_size` and `cells_per_label` must be >= 1, got {batch_size}, "
+                f"{cells_per_label}."
+            )
+        self.labels = [np.asarray(c, dtype=np.int64).ravel() for c in labels]
+        self.cells = [np.asarray(c, dtype=np.int64).ravel() for c in cells]
+        n_labels = int(max((c.max() + 1) if len(c) else 0 for c in self.labels))
+        self.n_labels = n_labels
+        self.groups = [_group_by_label(c, n_labels) for c in self.labels]
+        present = np.zeros(n_labels, dtype=bool)
+        for _, _, counts in self.groups:
+            present |= counts > 0
+        self.label_pool = np.flatnonzero(present)
+        if len(self.label_pool) == 0:
+            raise ValueError("No cells to sample from.")
+        self.labels_per_step = int(min(len(self.label_pool), max(1, batch_size // cells_per_label)))
+        self.cells_per_label = int(max(cells_per_label, batch_size // self.labels_per_step))
+        n_max = max(len(c) for c in self.cells)
+        self.n_steps = int(max(1, -(-n_max // batch_size)))
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n_steps
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch used to seed the next iteration."""
+        self.epoch = epoch
+
+    def _schedule(self, rng: np.random.Generator) -> np.ndarray:
+        """Labels of each step, shape ``(n_steps, labels_per_step)``."""
+        needed = self.n_steps * self.labels_per_step
+        n_perm = -(-needed // len(self.label_pool))
+        keys = rng.random((n_perm, len(self.label_pool)))
+        stream = self.label_pool[np.argsort(keys, axis=1)].ravel()[:needed]
+        return stream.reshape(self.n_steps, self.labels_per_step)
+
+    def _draw(self, rng: np.random.Generator, schedule: np.ndarray, m: int) -> np.ndarray:
+        """Cell rows for each slot of the schedule, shape ``(n_slots, cells_per_label)``."""
+        order, offsets, counts = self.groups[m]
+        k = self.cells_per_label
+        flat = schedule.ravel()
+        out = np.full((len(flat), k), -1, dtype=np.int64)
+        slot_order = np.argsort(flat, kind="stable")
+        slot_counts = np.bincount(flat, minlength=self.n_labels)
+        slot_starts = np.concatenate([[0], np.cumsum(slot_counts)[:-1]])
+        for label in np.flatnonzero((slot_counts > 0) & (counts > 0)):  # loop over labels
+            n_l, n_slots = counts[label], slot_counts[label]
+            n_draw = n_slots * k
+            n_perm = -(-n_draw // n_l)
+            stream = np.argsort(rng.random((n_perm, n_l)), axis=1).ravel()[:n_draw]
+            members = order[offsets[label] + stream]
+            slots = slot_order[slot_starts[label] : slot_starts[label] + n_slots]
+            out[slots] = self.cells[m][members].reshape(n_slots, k)
+        return out.reshape(schedule.shape[0], -1)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        epoch = self.epoch if self.shuffle else 0
+        rng = np.random.default_rng([self.seed, epoch])
+        schedule = self._schedule(rng)
+        draws = [self._draw(rng, schedule, m) for m in range(2)]
+        if self.shuffle:
+            self.epoch += 1
+        for step in range(self.n_steps):
+            a, b = draws[0][step], draws[1][step]
+            yield a[a >= 0], b[b >= 0]

@@ -1,0 +1,288 @@
+"""Split jointly measured data into a weakly paired training set and a paired test set."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from numbers import Real
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+
+from ._mudata import _check_label_key, _make_mudata
+
+__all__ = ["split_weakly_paired"]
+
+
+def _resolve_modalities(mdata: md.MuData, modalities: Sequence[str] | None) -> tuple[str, str]:
+    available = list(mdata.mod)
+    if modalities is None:
+        if len(available) != 2:
+            raise ValueError(
+                f"`mdata` has {len(available)} modalities {available}; pass `modalities` to "
+                "choose exactly two."
+            )
+        return available[0], available[1]
+    if isinstance(modalities, str) or len(modalities) != 2:
+        raise ValueError(f"`modalities` must name exactly two modalities, got {modalities!r}.")
+    unknown = [m for m in modalities if m not in mdata.mod]
+    if unknown:
+        raise ValueError(
+            f"`modalities` contains unknown modality names {unknown}; available: {available}."
+        )
+    if modalities[0] == modalities[1]:
+        raise ValueError(f"`modalities` must name two different modalities, got {modalities!r}.")
+    return modalities[0], modalities[1]
+
+
+def _cell_keys(a: ad.AnnData, b: ad.AnnData, names: tuple[str, str]) -> tuple[pd.Index, pd.Index]:
+    """Identity of each row: ``obs["pair_id"]`` if present in both, else ``obs_names``."""
+    has = ["pair_id" in x.obs.columns for x in (a, b)]
+    if has[0] != has[1]:
+        which = names[0] if has[0] else names[1]
+        raise ValueError(
+            f"obs['pair_id'] is present only in modality {which!r}; it must be in both "
+            "modalities (or in neither, then obs_names identify the cells)."
+        )
+    if has[0]:
+        keys = []
+        for x, name in zip((a, b), names):
+            pid = x.obs["pair_id"]
+            if pid.isna().any():
+                raise ValueError(f"obs['pair_id'] of modality {name!r} has missing values.")
+            keys.append(pd.Index(pid.to_numpy()))
+    else:
+        keys = [pd.Index(a.obs_names), pd.Index(b.obs_names)]
+    for k, name in zip(keys, names):
+        if not k.is_unique:
+            what = "obs['pair_id']" if has[0] else "obs_names"
+            raise ValueError(f"{what} of modality {name!r} is not unique; cannot identify cells.")
+    return keys[0], keys[1]
+
+
+def _stratified_mask(
+    labels: np.ndarray, n_take: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Pick ``n_take[c]`` random cells of each label code ``c``; vectorised over cells."""
+    n = labels.shape[0]
+    order = np.lexsort((rng.random(n), labels))  # by label, random within label
+    sorted_labels = labels[order]
+    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
+    rank = np.arange(n) - starts
+    mask = np.zeros(n, dtype=bool)
+    mask[order] = rank < n_take[sorted_labels]
+    return mask
+
+
+def _subset(
+    adata: ad.AnnData,
+    idx: np.ndarray,
+    label_key: str,
+    pair_id: np.ndarray,
+    obs_names: pd.Index,
+) -> ad.AnnData:
+    """Copy rows ``idx`` of ``adata``; set ``pair_id``, ``obs_names`` and keep label categories."""
+    out = adata[idx].copy()
+    out.obs["pair_id"] = pair_id
+    out.obs_names = obs_names
+    col = adata.obs[label_key]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        out.obs[label_key] = out.obs[label_key].cat.set_categories(col.cat.categories)
+    return out
+
+
+def split_weakly_paired(
+    mdata: md.MuData,
+    label_key: str = "perturbation",
+    *,
+    test_size: float = 0.2,
+    modalities: Sequence[str] | None = None,
+    seed: int | None = 0,
+    stratify: bool = True,
+) -> tuple[md.MuData, md.MuData]:
+    """Split jointly measured two-modality data into weakly paired training and paired test sets.
+
+    The input holds two modalities measured in the **same** cells (identified by
+    ``obs["pair_id"]`` when both modalities have it, else by ``obs_names``). A fraction
+    ``test_size`` of the cells measured in both modalities is held out as the test set, keeping
+    both modalities (for scoring matching and imputation against the truth). The remaining
+    paired cells are split into two disjoint halves: the first modality is observed only on one
+    half, the second only on the other, so in training the label is the only link. Cells present
+    in only one modality go to that modality's training part.
+
+    Parameters
+    ----------
+    mdata
+        Jointly measured MuData (not a view). It is never modified.
+    label_key
+        Column of each modality's ``obs`` holding the group label, used for stratification.
+    test_size
+        Fraction in (0, 1) of the paired cells held out as test cells.
+    modalities
+        The two modalities to use, in order (A, B). ``None`` requires ``mdata`` to have exactly
+        two modalities. Other modalities are dropped from the output.
+    seed
+        Seed of :func:`numpy.random.default_rng` for every random choice (``None``: not
+        reproducible, recorded as -1).
+    stratify
+        Stratify both the test split and the split of the training cells between the
+        modalities by label (the labels of the first modality): each label with at least two
+        paired cells has ``max(1, round(test_size * n_label))`` test cells (at most
+        ``n_label - 1``), and its training cells are split in halves (a random modality gets the
+        odd cell). Without stratification the cells are split at random overall.
+
+    Returns
+    -------
+    train
+        Weakly paired MuData: each modality holds only its own training cells (disjoint sets
+        of cells). ``obs_names`` are prefixed with the modality name (``"rna:cell12"``) so that
+        MuData does not take them for the same cell. ``obs["pair_id"]`` holds the cell identity
+        (created from the row position of the first modality when absent). ``uns["split"]``
+        records the split.
+    test
+        Paired MuData of the held-out cells: row ``i`` of each modality is the same cell, with
+        the same ``obs_names`` (those of the first modality) and ``obs["pair_id"]``.
+
+    Both outputs are copies: ``X``, ``obs``, ``var``, ``layers``, ``obsm`` and ``uns`` of each
+    modality are kept, and ``mdata.uns`` is copied. Categories of a categorical ``label_key`` are
+    kept in full in every output modality, even if a label has no cells there.
+
+    Raises
+    ------
+    TypeError
+        If ``mdata`` is not a MuData.
+    ValueError
+        If ``mdata`` is a view, the modalities are not exactly two (or unknown names are given),
+        ``test_size`` is outside (0, 1), the modalities share no cell, or the cell identities are
+        not unique.
+    KeyError
+        If ``label_key`` is not a column of a modality's ``obs``.
+    """
+    if not isinstance(mdata, md.MuData):
+        raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")
+    if mdata.is_view:
+        raise ValueError("`mdata` is a MuData view; pass a copy (`mdata.copy()`).")
+    names = _resolve_modalities(mdata, modalities)
+    if isinstance(test_size, bool) or not isinstance(test_size, Real):
+        raise ValueError(f"`test_size` must be a number in (0, 1), got {test_size!r}.")
+    if not 0.0 < float(test_size) < 1.0:
+        raise ValueError(f"`test_size` must be in (0, 1), got {test_size!r}.")
+    a, b = mdata.mod[names[0]], mdata.mod[names[1]]
+    for x, name in zip((a, b), names):
+        if x.is_view:
+            raise ValueError(f"modality {name!r} of `mdata` is a view; pass a copy.")
+        _check_label_key(x, label_key, name)
+    rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ identify cells
+    key_a, key_b = _cell_keys(a, b, names)
+    pos_b_of_a = key_b.get_indexer(key_a)  # row of B holding A's cell i, or -1
+    paired_a = np.flatnonzero(pos_b_of_a >= 0)
+    if paired_a.size == 0:
+        raise ValueError(
+            f"modalities {names[0]!r} and {names[1]!r} share no cell (by "
+            f"{'pair_id' if 'pair_id' in a.obs.columns else 'obs_names'}); "
+            "split_weakly_paired needs jointly measured data."
+        )
+    paired_b = pos_b_of_a[paired_a]
+    only_a = np.flatnonzero(pos_b_of_a < 0)
+    only_b = np.setdiff1d(np.arange(b.n_obs), paired_b)
+
+    # integer cell ids: keep pair_id if present, else positions (A first, then B-only cells)
+    if "pair_id" in a.obs.columns:
+        pid_a = a.obs["pair_id"].to_numpy()
+        pid_b = b.obs["pair_id"].to_numpy()
+    else:
+        pid_a = np.arange(a.n_obs)
+        pid_b = np.empty(b.n_obs, dtype=np.int64)
+        pid_b[paired_b] = paired_a
+        pid_b[only_b] = a.n_obs + np.arange(only_b.size)
+
+    # ------------------------------------------------------------------ test / train split
+    labels_paired = a.obs[label_key].to_numpy()[paired_a].astype(str)
+    _, codes = np.unique(labels_paired, return_inverse=True)
+    n_paired = paired_a.size
+    if stratify:
+        n_per = np.bincount(codes)
+        n_test = np.where(
+            n_per >= 2,
+            np.clip(np.round(test_size * n_per).astype(np.int64), 1, n_per - 1),
+            0,
+        )
+        is_test = _stratified_mask(codes, n_test, rng)
+    else:
+        n_test_total = int(np.clip(round(test_size * n_paired), 1, n_paired - 1))
+        is_test = np.zeros(n_paired, dtype=bool)
+        is_test[rng.permutation(n_paired)[:n_test_total]] = True
+
+    train = np.flatnonzero(~is_test)
+    if stratify:
+        n_per_train = np.bincount(codes[train], minlength=codes.max() + 1)
+        extra = rng.integers(0, 2, size=n_per_train.size)  # who gets the odd cell
+        to_a_sub = _stratified_mask(codes[train], n_per_train // 2 + (n_per_train % 2) * extra, rng)
+    else:
+        n_a = train.size // 2 + (train.size % 2) * int(rng.integers(0, 2))
+        to_a_sub = np.zeros(train.size, dtype=bool)
+        to_a_sub[rng.permutation(train.size)[:n_a]] = True
+
+    test_idx = np.flatnonzero(is_test)
+    if test_idx.size == 0:
+        raise ValueError(
+            f"the test set would be empty: too few paired cells ({n_paired}) for "
+            f"test_size={test_size} (with stratify=True a label needs >= 2 paired cells)."
+        )
+    rows_a_test, rows_b_test = paired_a[test_idx], paired_b[test_idx]
+    rows_a_train = np.sort(np.concatenate([paired_a[train[to_a_sub]], only_a]))
+    rows_b_train = np.sort(np.concatenate([paired_b[train[~to_a_sub]], only_b]))
+
+    # ------------------------------------------------------------------ build outputs
+    # base names: the input obs_names, or "cell<pair_id>" where they are not unique
+    def base_names(x: ad.AnnData, pid: np.ndarray) -> np.ndarray:
+        if x.obs_names.is_unique:
+            return x.obs_names.to_numpy().astype(str)
+        return np.char.add("cell", pid.astype(str))
+
+    names_a, names_b = base_names(a, pid_a), base_names(b, pid_b)
+    train_mods = {
+        names[0]: _subset(
+            a,
+            rows_a_train,
+            label_key,
+            pid_a[rows_a_train],
+            pd.Index(np.char.add(f"{names[0]}:", names_a[rows_a_train])),
+        ),
+        names[1]: _subset(
+            b,
+            rows_b_train,
+            label_key,
+            pid_b[rows_b_train],
+            pd.Index(np.char.add(f"{names[1]}:", names_b[rows_b_train])),
+        ),
+    }
+    test_names = pd.Index(names_a[rows_a_test])
+    test_mods = {
+        names[0]: _subset(a, rows_a_test, label_key, pid_a[rows_a_test], test_names),
+        names[1]: _subset(b, rows_b_test, label_key, pid_b[rows_b_test], test_names),
+    }
+
+    record = {
+        "protocol": "cells",
+        "seed": -1 if seed is None else int(seed),
+        "test_size": float(test_size),
+        "label_key": label_key,
+        "stratify": bool(stratify),
+        "modalities": list(names),
+        "n_test": int(test_idx.size),
+        f"n_train_{names[0]}": int(rows_a_train.size),
+        f"n_train_{names[1]}": int(rows_b_train.size),
+        f"n_only_{names[0]}": int(only_a.size),
+        f"n_only_{names[1]}": int(only_b.size),
+    }
+    out = []
+    for mods, role in ((train_mods, "train"), (test_mods, "test")):
+        uns = copy.deepcopy(dict(mdata.uns))
+        uns["split"] = {**record, "role": role}
+        out.append(_make_mudata(mods, uns=uns))
+    return out[0], out[1]

@@ -1,0 +1,5 @@
+"""Models (scvi-tools API)."""
+
+from ._model import GROOVE
+
+__all__ = ["GROOVE"]

@@ -1,0 +1,626 @@
+"""The GROOVE model: scvi-tools glue between MuData and :class:`~groove_sc.module.GrooveModule`."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from mudata import MuData
+from scipy import sparse
+from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
+from scvi.model._utils import get_max_epochs_heuristic
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
+
+from ..data._datamodule import GrooveDataModule, PairedStepDataset
+from ..data._validate import (
+    check_counts,
+    check_finite,
+    check_mudata,
+    get_matrix,
+    label_column,
+    resolve_layers,
+    resolve_modalities,
+)
+from ..module import GrooveModule
+from ..module._module import BATCH_KEY, LABELS_KEY, X_KEY
+from ..train import GrooveTrainingPlan
+
+logger = logging.getLogger(__name__)
+
+#: obs column (in each modality) holding the labels cast to the shared vocabulary
+LABELS_COLUMN = "_groove_labels"
+
+
+def _registry_key(modality: str, what: str) -> str:
+    return f"{modality}_{what}"
+
+
+class GROOVE(BaseModelClass):
+    """GROOVE: group contrastive learning for weakly paired multimodal data (Gorla et al. 2026).
+
+    Two modalities measured in different cells, linked only by a perturbation label, are
+    embedded into one latent space by one encoder/decoder per modality. Training alternates
+    two optimiser steps per mini-batch: reconstruction plus ``beta`` times the GroupCLIP loss
+    (positives are the other modality's cells with the same label), then ``alpha`` times the
+    backtranslation loss (A -> B -> A and B -> A -> B through pseudo-samples).
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    n_latent
+        Dimension of the shared latent space.
+    n_hidden
+        Width of the hidden layers.
+    n_layers
+        Hidden layers of each encoder and decoder.
+    dropout_rate
+        Dropout in the hidden layers.
+    likelihood
+        ``"gaussian"`` (normalised features; standardised internally, MSE) or ``"nb"``
+        (raw counts, negative binomial); one value for both modalities or a dict
+        ``{modality: likelihood}``.
+    beta
+        Weight of the GroupCLIP loss (0: no GroupCLIP, an ablation).
+    tau
+        GroupCLIP temperature.
+    alpha
+        Weight of the backtranslation loss (0: no backtranslation, an ablation).
+    groupclip
+        GroupCLIP variant, ``"in"`` or ``"out"``.
+    variational
+        Variational encoders with a KL term of weight ``kl_weight``.
+    kl_weight
+        Weight of the KL term when ``variational``.
+    projection_head
+        Apply GroupCLIP on a projection of the latent (SimCLR-style) instead of the latent.
+    seed
+        Seed of the weight initialisation.
+
+    Examples
+    --------
+    >>> import groove_sc as gs
+    >>> mdata = gs.datasets.simulate(seed=0)
+    >>> train, test = gs.data.split_weakly_paired(mdata, "perturbation")
+    >>> gs.model.GROOVE.setup_mudata(train, perturbation_key="perturbation")
+    >>> model = gs.model.GROOVE(train)
+    >>> model.train(max_epochs=50)
+    >>> gs.tl.latent(model, test)
+    """
+
+    _module_cls = GrooveModule
+    _training_plan_cls = GrooveTrainingPlan
+    _train_runner_cls = TrainRunner
+
+    def __init__(
+        self,
+        mdata: MuData,
+        n_latent: int = 16,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+        likelihood: Literal["gaussian", "nb"] | dict[str, str] = "gaussian",
+        beta: float = 1.0,
+        tau: float = 0.1,
+        alpha: float = 1.0,
+        groupclip: Literal["in", "out"] = "in",
+        variational: bool = False,
+        kl_weight: float = 1e-3,
+        projection_head: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__(mdata)
+        args = self.adata_manager.registry["setup_args"]
+        self.modalities: list[str] = list(args["modalities"])
+        self.layers: dict[str, str | None] = dict(args["layers"])
+        self.perturbation_key: str = args["perturbation_key"]
+        self.batch_key: str | None = args["batch_key"]
+        if isinstance(likelihood, str):
+            lks = [likelihood, likelihood]
+        elif isinstance(likelihood, dict):
+            missing = [m for m in self.modalities if m not in likelihood]
+            if missing:
+                raise KeyError(f"`likelihood` has no entry for modalities {missing}.")
+            lks = [likelihood[m] for m in self.modalities]
+        else:
+            raise TypeError("`likelihood` must be 'gaussian', 'nb' or a dict {modality: ...}.")
+        for lk in lks:
+            if lk not in ("gaussian", "nb"):
+                raise ValueError(f"`likelihood` must be 'gaussian' or 'nb', got {lk!r}.")
+
+        means, stds, libs, n_batch = [], [], [], []
+        for m, lk in zip(self.modalities, lks):
+            x = self.adata_manager.get_from_registry(_registry_key(m, "X"))
+            if lk == "nb":
+                check_counts(x, f"The data of modality {m!r}")
+                means.append(None)
+                stds.append(None)
+                totals = np.asarray(x.sum(axis=1)).ravel()
+                libs.append(float(max(np.median(totals), 1.0)))
+            else:
+                mean, std = _column_mean_std(x)
+                means.append(mean)
+                stds.append(std)
+                libs.append(1.0)
+            if self.batch_key is not None:
+                state = self.adata_manager.get_state_registry(_registry_key(m, "batch"))
+                n_batch.append(len(state.categorical_mapping))
+            else:
+                n_batch.append(0)
+
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.module = self._module_cls(
+                [
+                    int(self.adata_manager.get_from_registry(_registry_key(m, "X")).shape[1])
+                    for m in self.modalities
+                ],
+                n_latent=n_latent,
+                n_hidden=n_hidden,
+                n_layers=n_layers,
+                dropout_rate=dropout_rate,
+                likelihood=lks,
+                n_batch=n_batch,
+                variational=variational,
+                kl_weight=kl_weight,
+                beta=beta,
+                tau=tau,
+                alpha=alpha,
+                groupclip=groupclip,
+                projection_head=projection_head,
+                feature_mean=means,
+                feature_std=stds,
+                library_size=libs,
+            )
+        self._model_summary_string = (
+            f"GROOVE model on modalities {self.modalities} ({lks[0]}, {lks[1]}), "
+            f"n_latent={n_latent}, beta={beta}, tau={tau}, alpha={alpha}, "
+            f"groupclip={groupclip!r}, variational={variational}"
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        perturbation_key: str = "perturbation",
+        modalities: Sequence[str] | None = None,
+        layers: str | dict[str, str | None] | None = None,
+        batch_key: str | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a weakly paired MuData (two modalities of different cells) with GROOVE.
+
+        Each modality's label column is cast to one shared vocabulary (the union of the labels
+        of both modalities) and stored in ``mdata.mod[m].obs["_groove_labels"]``; the user's
+        column is left as it is. Registry keys are per modality (``<modality>_X``,
+        ``<modality>_labels``, ``<modality>_batch``).
+
+        Parameters
+        ----------
+        mdata
+            MuData with (at least) two modalities holding different cells.
+        perturbation_key
+            Column of each modality's ``.obs`` with the perturbation (group) label.
+        modalities
+            The two modalities to use, in order; default: the two modalities of ``mdata``.
+        layers
+            Layer to read per modality (``None``: ``.X``); one name for both or a dict.
+        batch_key
+            Optional column of each modality's ``.obs`` with a batch covariate that encoders
+            and decoders are conditioned on.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+
+        Raises
+        ------
+        KeyError
+            A modality, layer or column that does not exist.
+        ValueError
+            A view, not two modalities, missing labels, NaN/inf values, or no label shared by
+            the two modalities.
+        """
+        check_mudata(mdata)
+        modalities = resolve_modalities(mdata, modalities)
+        layers = resolve_layers(modalities, layers)
+        label_cols = {
+            m: label_column(mdata.mod[m], perturbation_key, m, "perturbation_key")
+            for m in modalities
+        }
+        if batch_key is not None:
+            for m in modalities:
+                label_column(mdata.mod[m], batch_key, m, "batch_key")
+        for m in modalities:
+            x = get_matrix(mdata.mod[m], layers[m], m)
+            where = f"mdata.mod[{m!r}]" + (f".layers[{layers[m]!r}]" if layers[m] else ".X")
+            check_finite(x, where)
+            if mdata.mod[m].n_obs == 0 or mdata.mod[m].n_vars == 0:
+                raise ValueError(f"Modality {m!r} is empty (shape {mdata.mod[m].shape}).")
+        source_registry = kwargs.get("source_registry")
+        sets = [set(label_cols[m].unique()) for m in modalities]
+        shared = sets[0] & sets[1]
+        if source_registry is None:
+            if not shared:
+                raise ValueError(
+                    f"No value of `perturbation_key`={perturbation_key!r} occurs in both "
+                    f"modalities {modalities}; GROOVE needs shared labels to link them."
+                )
+            only = {m: sorted(s - shared) for m, s in zip(modalities, sets)}
+            for m, labs in only.items():
+                if labs:
+                    warnings.warn(
+                        f"{len(labs)} label(s) occur only in modality {m!r} (e.g. {labs[:5]}); "
+                        "they train its reconstruction but have no GroupCLIP positives.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+        names = [mdata.mod[m].obs_names for m in modalities]
+        overlap = names[0].intersection(names[1])
+        if len(overlap) and source_registry is None:
+            warnings.warn(
+                f"{len(overlap)} obs_names occur in both modalities (e.g. {list(overlap[:3])}); "
+                "MuData treats them as the same cell. For weakly paired data prefix them "
+                "(groove_sc.data.from_anndatas does).",
+                UserWarning,
+                stacklevel=2,
+            )
+        vocabulary = sorted(sets[0] | sets[1])
+        for m in modalities:
+            mdata.mod[m].obs[LABELS_COLUMN] = pd.Categorical(
+                label_cols[m].to_numpy(), categories=vocabulary
+            )
+
+        setup_method_args = cls._get_setup_method_args(
+            cls=cls,
+            mdata=mdata,
+            perturbation_key=perturbation_key,
+            modalities=modalities,
+            layers=layers,
+            batch_key=batch_key,
+        )
+        mudata_fields = []
+        for m in modalities:
+            mudata_fields.append(
+                fields.MuDataLayerField(
+                    _registry_key(m, "X"),
+                    layers[m],
+                    mod_key=m,
+                    is_count_data=False,
+                    mod_required=True,
+                )
+            )
+            mudata_fields.append(
+                fields.MuDataCategoricalObsField(
+                    _registry_key(m, "labels"), LABELS_COLUMN, mod_key=m, mod_required=True
+                )
+            )
+            if batch_key is not None:
+                mudata_fields.append(
+                    fields.MuDataCategoricalObsField(
+                        _registry_key(m, "batch"), batch_key, mod_key=m, mod_required=True
+                    )
+                )
+        adata_manager = AnnDataManager(
+            fields=mudata_fields,
+            setup_method_args=setup_method_args,
+            validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+        )
+        if source_registry is not None:
+            kwargs.setdefault("extend_categories", True)  # unseen labels are fine at inference
+        adata_manager.register_fields(mdata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    @classmethod
+    def setup_anndata(cls, *args, **kwargs):
+        """Not available: GROOVE needs two modalities, use :meth:`setup_mudata`."""
+        raise NotImplementedError(
+            "GROOVE works on a MuData with two modalities: use GROOVE.setup_mudata(mdata, ...). "
+            "groove_sc.data.from_anndatas({'a': adata_a, 'b': adata_b}) builds one."
+        )
+
+    # ------------------------------------------------------------------ training
+    def _labels(self, m: str) -> np.ndarray:
+        return (
+            np.asarray(self.adata_manager.get_from_registry(_registry_key(m, "labels")))
+            .ravel()
+            .astype(np.int64)
+        )
+
+    def _step_dataset(self) -> PairedStepDataset:
+        datasets, keys = [], []
+        for m in self.modalities:
+            getitem = {_registry_key(m, "X"): np.float32, _registry_key(m, "labels"): np.int64}
+            key_map = {X_KEY: _registry_key(m, "X"), LABELS_KEY: _registry_key(m, "labels")}
+            if self.batch_key is not None:
+                getitem[_registry_key(m, "batch")] = np.int64
+                key_map[BATCH_KEY] = _registry_key(m, "batch")
+            datasets.append(self.adata_manager.create_torch_dataset(data_and_attributes=getitem))
+            keys.append(key_map)
+        return PairedStepDataset(datasets, keys)
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        *,
+        batch_size: int = 128,
+        cells_per_label: int = 8,
+        validation_size: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        early_stopping: bool = False,
+        early_stopping_patience: int = 20,
+        check_val_every_n_epoch: int | None = 1,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        seed: int = 0,
+        num_workers: int = 0,
+        plan_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ) -> None:
+        """Train the model on label-balanced mini-batches.
+
+        Each step draws the same labels in both modalities, ``cells_per_label`` cells or more
+        per label per modality, about ``batch_size`` cells per modality. Each modality's cells
+        are split into training and ``validation_size`` validation cells. Every loss term is
+        recorded per epoch in :attr:`history` (``loss``, ``reconstruction_<modality>``,
+        ``groupclip``, ``backtranslation``, each ``_train`` and ``_validation``).
+
+        Parameters
+        ----------
+        max_epochs
+            Number of epochs (an epoch is ``ceil(max(n_a, n_b) / batch_size)`` steps); default
+            from :func:`scvi.model.get_max_epochs_heuristic` on the larger modality.
+        batch_size
+            Cells per modality per step.
+        cells_per_label
+            Minimum cells per label per modality in a step.
+        validation_size
+            Fraction of each modality's cells held out for validation.
+        lr
+            Learning rate (Adam).
+        weight_decay
+            Weight decay (Adam).
+        early_stopping
+            Stop when ``loss_validation`` has not improved for ``early_stopping_patience``
+            epochs.
+        early_stopping_patience
+            Patience of early stopping, in epochs.
+        check_val_every_n_epoch
+            Validation frequency in epochs (``None``: no validation unless early stopping).
+        accelerator, devices
+            Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts).
+        seed
+            Seed of the validation split, the batch sampler and dropout.
+        num_workers
+            Data loader worker processes.
+        plan_kwargs
+            Passed to :class:`~groove_sc.train.GrooveTrainingPlan`.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer` (e.g. ``strategy``, ``callbacks``,
+            ``enable_progress_bar``, ``ckpt_path``).
+        """
+        if max_epochs is None:
+            n_max = max(self.adata.mod[m].n_obs for m in self.modalities)
+            max_epochs = get_max_epochs_heuristic(n_max)
+        if max_epochs < 1:
+            raise ValueError(f"`max_epochs` must be >= 1, got {max_epochs}.")
+        datamodule = GrooveDataModule(
+            self._step_dataset(),
+            [self._labels(m) for m in self.modalities],
+            validation_size=validation_size,
+            batch_size=batch_size,
+            cells_per_label=cells_per_label,
+            seed=seed,
+            num_workers=num_workers,
+        )
+        if early_stopping and datamodule.n_val == 0:
+            raise ValueError("`early_stopping=True` needs `validation_size` > 0.")
+        plan_kwargs = dict(plan_kwargs or {})
+        plan_kwargs.setdefault("lr", lr)
+        plan_kwargs.setdefault("weight_decay", weight_decay)
+        plan = self._training_plan_cls(self.module, modality_names=self.modalities, **plan_kwargs)
+        if datamodule.n_val == 0:
+            check_val_every_n_epoch = None
+        trainer_kwargs.setdefault("early_stopping", early_stopping)
+        trainer_kwargs.setdefault("early_stopping_monitor", "loss_validation")
+        trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
+        if check_val_every_n_epoch is not None:
+            trainer_kwargs.setdefault("check_val_every_n_epoch", check_val_every_n_epoch)
+        runner = self._train_runner_cls(
+            self,
+            training_plan=plan,
+            data_splitter=datamodule,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            **trainer_kwargs,
+        )
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            runner()
+        self.train_indices = dict(zip(self.modalities, datamodule.train_idx))
+        self.validation_indices = dict(zip(self.modalities, datamodule.val_idx))
+
+    # ------------------------------------------------------------------ inference
+    def _matrix_for_inference(self, mdata: MuData, m: str):
+        """The registered layer of modality ``m`` with features in training order."""
+        if m not in mdata.mod:
+            raise KeyError(
+                f"Modality {m!r} (used in training) is not in `mdata` (has {list(mdata.mod)})."
+            )
+        adata = mdata.mod[m]
+        x = get_matrix(adata, self.layers[m], m)
+        trained = self.adata_manager.get_state_registry(_registry_key(m, "X"))[
+            fields.LayerField.COLUMN_NAMES_KEY
+        ]
+        trained = pd.Index(trained)
+        if not adata.var_names.equals(trained):
+            if len(adata.var_names) == len(trained) and set(adata.var_names) == set(trained):
+                x = x[:, adata.var_names.get_indexer(trained)]
+            else:
+                missing = trained.difference(adata.var_names)
+                raise ValueError(
+                    f"The features of modality {m!r} differ from those the model was trained on "
+                    f"({len(missing)} missing, e.g. {list(missing[:3])}); subset `mdata` to the "
+                    "training var_names."
+                )
+        check_finite(x, f"mdata.mod[{m!r}] data")
+        return x
+
+    def _batch_codes(self, mdata: MuData, m: str) -> np.ndarray | None:
+        if self.batch_key is None:
+            return None
+        state = self.adata_manager.get_state_registry(_registry_key(m, "batch"))
+        mapping = pd.Index(state.categorical_mapping)
+        values = label_column(mdata.mod[m], self.batch_key, m, "batch_key")
+        codes = mapping.get_indexer(values)
+        if (codes < 0).any():
+            unknown = sorted(set(values[codes < 0]))
+            raise ValueError(
+                f"Modality {m!r} has batches unseen in training: {unknown[:5]}; known: "
+                f"{list(mapping)}."
+            )
+        return codes
+
+    def _iterate(self, x, batch_size: int):
+        for start in range(0, x.shape[0], batch_size):
+            chunk = x[start : start + batch_size]
+            chunk = chunk.toarray() if sparse.issparse(chunk) else np.asarray(chunk)
+            yield start, torch.as_tensor(chunk, dtype=torch.float32, device=self.device)
+
+    @torch.inference_mode()
+    def get_latent_representation(
+        self,
+        mdata: MuData | None = None,
+        modality: str | None = None,
+        *,
+        batch_size: int = 1024,
+    ) -> dict[str, np.ndarray] | np.ndarray:
+        """Latent representation of every cell of each modality.
+
+        Parameters
+        ----------
+        mdata
+            MuData with the training modalities (and features); default: the training data.
+            Labels are not needed, and labels unseen in training are fine.
+        modality
+            Return only this modality's latent (an array) instead of a dict.
+        batch_size
+            Cells per forward pass.
+
+        Returns
+        -------
+        ``{modality: array (n_cells, n_latent)}``, or one array if ``modality`` is given. Rows
+        follow ``mdata.mod[modality].obs_names``.
+        """
+        self._check_if_trained(warn=True)
+        mdata = self.adata if mdata is None else check_mudata(mdata)
+        if modality is not None and modality not in self.modalities:
+            raise KeyError(f"`modality`={modality!r} is not one of {self.modalities}.")
+        wanted = [modality] if modality is not None else self.modalities
+        self.module.eval()
+        out = {}
+        for m in wanted:
+            index = self.modalities.index(m)
+            x = self._matrix_for_inference(mdata, m)
+            codes = self._batch_codes(mdata, m)
+            z = np.empty((x.shape[0], self.module.n_latent), dtype=np.float32)
+            for start, chunk in self._iterate(x, batch_size):
+                b = None
+                if codes is not None:
+                    b = torch.as_tensor(codes[start : start + len(chunk)], device=self.device)
+                z[start : start + len(chunk)] = self.module.encode(chunk, index, b)[1].cpu().numpy()
+            out[m] = z
+        return out[modality] if modality is not None else out
+
+    @torch.inference_mode()
+    def translate(
+        self,
+        mdata: MuData | None = None,
+        *,
+        source: str,
+        target: str,
+        batch_size: int = 1024,
+        library_size: float | None = None,
+    ) -> AnnData:
+        """Predict each source cell's profile in the target modality through the decoders.
+
+        ``x_target_hat = D_target(E_source(x_source))``: for a Gaussian target the predicted
+        feature means in the target's original units; for a negative binomial target the
+        expected counts at ``library_size`` (default: the median library size of the target's
+        training cells).
+
+        Parameters
+        ----------
+        mdata
+            MuData holding the source modality; default: the training data.
+        source
+            Modality whose cells are translated.
+        target
+            Modality to translate into.
+        batch_size
+            Cells per forward pass.
+        library_size
+            Library size of a negative binomial target.
+
+        Returns
+        -------
+        AnnData with the source cells (``obs`` copied) and the target's ``var_names``.
+        """
+        self._check_if_trained(warn=True)
+        mdata = self.adata if mdata is None else check_mudata(mdata)
+        for arg, m in (("source", source), ("target", target)):
+            if m not in self.modalities:
+                raise KeyError(
+                    f"`{arg}`={m!r} is not one of the model's modalities {self.modalities}."
+                )
+        if source == target:
+            raise ValueError("`source` and `target` must be different modalities.")
+        s, t = self.modalities.index(source), self.modalities.index(target)
+        x = self._matrix_for_inference(mdata, source)
+        codes = self._batch_codes(mdata, source)
+        lib = (
+            None if library_size is None else torch.tensor(float(library_size), device=self.device)
+        )
+        self.module.eval()
+        pred = np.empty((x.shape[0], self.module.n_input[t]), dtype=np.float32)
+        for start, chunk in self._iterate(x, batch_size):
+            b = None
+            if codes is not None:
+                b = torch.as_tensor(codes[start : start + len(chunk)], device=self.device)
+            z = self.module.encode(chunk, s, b)[1]
+            pred[start : start + len(chunk)] = self.module.decode(z, t, None, lib).cpu().numpy()
+        var_names = self.adata_manager.get_state_registry(_registry_key(target, "X"))[
+            fields.LayerField.COLUMN_NAMES_KEY
+        ]
+        out = AnnData(
+            X=pred,
+            obs=mdata.mod[source].obs.copy(),
+            var=pd.DataFrame(index=pd.Index(var_names, name=None).astype(str)),
+        )
+        out.uns["groove_translation"] = {"source": source, "target": target}
+        return out
+
+
+def _column_mean_std(x) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of a dense or sparse matrix (float64)."""
+    if sparse.issparse(x):
+        x = sparse.csr_matrix(x)
+        mean = np.asarray(x.mean(axis=0)).ravel()
+        sq = np.asarray(x.multiply(x).mean(axis=0)).ravel()
+    else:
+        x = np.asarray(x, dtype=np.float64)
+        mean = x.mean(axis=0)
+        sq = (x * x).mean(axis=0)
+    var = np.maximum(sq - mean**2, 0.0)
+    std = np.sqrt(var)
+    std[std < 1e-8] = 1.0
+    return mean, std

@@ -1,0 +1,126 @@
+"""GroupCLIP: a group-level contrastive loss for weakly paired modalities.
+
+The loss is a pure function of two batches of embeddings and their labels; it knows nothing
+about encoders, AnnData or training. See :func:`group_clip_loss`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+GroupClipVariant = Literal["in", "out"]
+
+
+def _directional_loss(
+    logits: torch.Tensor, positives: torch.Tensor, variant: GroupClipVariant
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-anchor loss of each row of ``logits`` against the columns marked in ``positives``.
+
+    Returns the per-anchor losses (zero where the anchor has no positive) and a boolean mask of
+    the anchors that have at least one positive.
+    """
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    n_pos = positives.sum(dim=1)
+    valid = n_pos > 0
+    neg_inf = torch.finfo(log_prob.dtype).min
+    if variant == "in":
+        # -log( sum_p exp(s_ip) / sum_j exp(s_ij) ) = -logsumexp_p(log_prob_ip)
+        masked = torch.where(positives, log_prob, torch.full_like(log_prob, neg_inf))
+        per_anchor = -torch.logsumexp(masked, dim=1)
+    elif variant == "out":
+        # -(1/|P|) sum_p log( exp(s_ip) / sum_j exp(s_ij) )
+        summed = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+        per_anchor = -summed / n_pos.clamp(min=1)
+    else:
+        raise ValueError(f"`variant` must be 'in' or 'out', got {variant!r}.")
+    per_anchor = torch.where(valid, per_anchor, torch.zeros_like(per_anchor))
+    return per_anchor, valid
+
+
+def group_clip_loss(
+    z_a: torch.Tensor,
+    labels_a: torch.Tensor,
+    z_b: torch.Tensor | None = None,
+    labels_b: torch.Tensor | None = None,
+    *,
+    tau: float = 0.1,
+    variant: GroupClipVariant = "in",
+    normalize: bool = True,
+) -> torch.Tensor:
+    r"""GroupCLIP loss between two modalities (or SupCon within one).
+
+    Embeddings are L2-normalised and compared by cosine similarity
+    :math:`s_{ij} = \langle z^A_i, z^B_j \rangle / \tau`. For an anchor :math:`i` of A, the
+    positives :math:`P(i)` are the cells of B in the batch with the same label, and the
+    denominator runs over all cells of B in the batch (the CLIP normalisation):
+
+    - ``"in"``: :math:`\ell_i = -\log \frac{\sum_{p \in P(i)} e^{s_{ip}}}{\sum_{j} e^{s_{ij}}}`
+    - ``"out"``: :math:`\ell_i = -\frac{1}{|P(i)|} \sum_{p \in P(i)}
+      \log \frac{e^{s_{ip}}}{\sum_{j} e^{s_{ij}}}`
+
+    The loss averages :math:`\ell_i` over the anchors that have at least one positive (anchors
+    without positives are skipped, never NaN) and symmetrises A->B and B->A. With one cell per
+    label in each modality it equals the CLIP loss. When ``z_b`` is ``None`` the loss is
+    computed within ``z_a`` with the anchor itself removed from positives and denominator,
+    which is the supervised contrastive (SupCon) loss of Khosla et al. 2020 (``"out"`` is their
+    :math:`L^{sup}_{out}`, ``"in"`` their :math:`L^{sup}_{in}`).
+
+    Parameters
+    ----------
+    z_a
+        Embeddings of modality A, shape ``(n_a, d)``.
+    labels_a
+        Integer labels of the cells of A, shape ``(n_a,)``.
+    z_b
+        Embeddings of modality B, shape ``(n_b, d)``, or ``None`` for the one-modality limit.
+    labels_b
+        Integer labels of the cells of B, shape ``(n_b,)``.
+    tau
+        Temperature (> 0).
+    variant
+        ``"in"`` (sum over positives inside the log) or ``"out"`` (mean of logs).
+    normalize
+        L2-normalise the embeddings first (cosine similarity).
+
+    Returns
+    -------
+    A scalar tensor. Zero (still attached to the graph) when no anchor has a positive.
+    """
+    if tau <= 0:
+        raise ValueError(f"`tau` must be > 0, got {tau}.")
+    if variant not in ("in", "out"):
+        raise ValueError(f"`variant` must be 'in' or 'out', got {variant!r}.")
+    labels_a = labels_a.reshape(-1)
+    if normalize:
+        z_a = F.normalize(z_a, dim=-1)
+    if z_b is None:
+        logits = z_a @ z_a.T / tau
+        eye = torch.eye(len(z_a), dtype=torch.bool, device=z_a.device)
+        # the anchor itself is neither a positive nor in the denominator
+        logits = logits.masked_fill(eye, torch.finfo(logits.dtype).min)
+        positives = (labels_a[:, None] == labels_a[None, :]) & ~eye
+        per_anchor, valid = _directional_loss(logits, positives, variant)
+        if not bool(valid.any()):
+            return z_a.sum() * 0.0
+        return per_anchor[valid].mean()
+
+    if labels_b is None:
+        raise ValueError("`labels_b` is required when `z_b` is given.")
+    labels_b = labels_b.reshape(-1)
+    if normalize:
+        z_b = F.normalize(z_b, dim=-1)
+    logits = z_a @ z_b.T / tau
+    positives = labels_a[:, None] == labels_b[None, :]
+    loss_ab, valid_ab = _directional_loss(logits, positives, variant)
+    loss_ba, valid_ba = _directional_loss(logits.T, positives.T, variant)
+    terms = []
+    if bool(valid_ab.any()):
+        terms.append(loss_ab[valid_ab].mean())
+    if bool(valid_ba.any()):
+        terms.append(loss_ba[valid_ba].mean())
+    if not terms:
+        return (z_a.sum() + z_b.sum()) * 0.0
+    return torch.stack(terms).mean()

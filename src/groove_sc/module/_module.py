@@ -1,0 +1,325 @@
+"""The GROOVE module: one encoder/decoder per modality into one latent space (pure torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from scvi.distributions import NegativeBinomial
+from scvi.module.base import BaseModuleClass, LossOutput
+from torch import nn
+
+from ..nn import GrooveDecoder, GrooveEncoder, ProjectionHead
+from ._groupclip import group_clip_loss
+
+Likelihood = Literal["gaussian", "nb"]
+
+#: keys of one modality's part of a training batch
+X_KEY = "X"
+LABELS_KEY = "labels"
+BATCH_KEY = "batch"
+
+
+def _safe_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean that is 0, not NaN, for an empty batch (a step of labels one modality lacks)."""
+    return values.sum() / max(values.numel(), 1)
+
+
+class GrooveModule(BaseModuleClass):
+    """Two autoencoders sharing one latent space, trained with GroupCLIP and backtranslation.
+
+    A training batch is a sequence of two dictionaries, one per modality, each holding
+    ``"X"`` (cells x features), ``"labels"`` (integer codes of one shared vocabulary) and
+    optionally ``"batch"`` (integer batch codes). The two modalities hold different cells.
+
+    Features of a Gaussian modality are standardised internally with ``feature_mean`` and
+    ``feature_std`` (so that modalities and features on different scales weigh the same);
+    reconstruction is the mean squared error of the standardised features. A negative binomial
+    modality is encoded from ``log1p`` counts and reconstructed with the NB negative
+    log-likelihood averaged over features, with the cell's observed library size.
+
+    Parameters
+    ----------
+    n_input
+        Number of features of each of the two modalities.
+    n_latent
+        Dimension of the shared latent space.
+    n_hidden
+        Width of the hidden layers.
+    n_layers
+        Number of hidden layers of each encoder and decoder.
+    dropout_rate
+        Dropout in the hidden layers.
+    likelihood
+        Likelihood of each modality, ``"gaussian"`` or ``"nb"``.
+    n_batch
+        Number of batch categories of each modality (0 or 1 means no batch covariate).
+    variational
+        Variational encoders with a KL term of weight ``kl_weight`` towards N(0, I).
+    kl_weight
+        Weight of the KL term when ``variational``.
+    beta
+        Weight of the GroupCLIP term (0 disables it).
+    tau
+        GroupCLIP temperature.
+    alpha
+        Weight of the backtranslation term (0 disables it).
+    groupclip
+        GroupCLIP variant, ``"in"`` or ``"out"`` (see :func:`~groove_sc.module.group_clip_loss`).
+    projection_head
+        Apply a small MLP to the latent before GroupCLIP.
+    feature_mean, feature_std
+        Per-modality feature means and standard deviations used to standardise Gaussian
+        modalities (``None``: no standardisation).
+    library_size
+        Per-modality typical library size used when a negative binomial modality is decoded
+        from another modality (translation and backtranslation pseudo-samples).
+    """
+
+    def __init__(
+        self,
+        n_input: Sequence[int],
+        *,
+        n_latent: int = 16,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+        likelihood: Sequence[Likelihood] = ("gaussian", "gaussian"),
+        n_batch: Sequence[int] = (0, 0),
+        variational: bool = False,
+        kl_weight: float = 1e-3,
+        beta: float = 1.0,
+        tau: float = 0.1,
+        alpha: float = 1.0,
+        groupclip: Literal["in", "out"] = "in",
+        projection_head: bool = False,
+        feature_mean: Sequence[Sequence[float] | None] | None = None,
+        feature_std: Sequence[Sequence[float] | None] | None = None,
+        library_size: Sequence[float] | None = None,
+    ):
+        super().__init__()
+        if len(n_input) != 2:
+            raise ValueError(f"GROOVE needs exactly two modalities, got {len(n_input)}.")
+        for lk in likelihood:
+            if lk not in ("gaussian", "nb"):
+                raise ValueError(f"`likelihood` must be 'gaussian' or 'nb', got {lk!r}.")
+        if groupclip not in ("in", "out"):
+            raise ValueError(f"`groupclip` must be 'in' or 'out', got {groupclip!r}.")
+        if tau <= 0:
+            raise ValueError(f"`tau` must be > 0, got {tau}.")
+        if beta < 0 or alpha < 0:
+            raise ValueError(f"`beta` and `alpha` must be >= 0, got beta={beta}, alpha={alpha}.")
+        self.n_input = list(map(int, n_input))
+        self.n_latent = n_latent
+        self.likelihood = list(likelihood)
+        self.n_batch = [int(b) for b in n_batch]
+        self.variational = variational
+        self.kl_weight = kl_weight
+        self.beta = beta
+        self.tau = tau
+        self.alpha = alpha
+        self.groupclip = groupclip
+
+        self.encoders = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for m in range(2):
+            cats = [self.n_batch[m]] if self.n_batch[m] > 1 else []
+            self.encoders.append(
+                GrooveEncoder(
+                    self.n_input[m], n_latent, n_hidden, n_layers, dropout_rate, cats, variational
+                )
+            )
+            self.decoders.append(
+                GrooveDecoder(
+                    n_latent,
+                    self.n_input[m],
+                    n_hidden,
+                    n_layers,
+                    dropout_rate,
+                    cats,
+                    self.likelihood[m],
+                )
+            )
+        self.projection = ProjectionHead(n_latent, n_hidden) if projection_head else None
+
+        for m in range(2):
+            mean = feature_mean[m] if feature_mean is not None else None
+            std = feature_std[m] if feature_std is not None else None
+            mean_t = torch.zeros(self.n_input[m]) if mean is None else torch.as_tensor(mean)
+            std_t = torch.ones(self.n_input[m]) if std is None else torch.as_tensor(std)
+            self.register_buffer(f"feature_mean_{m}", mean_t.float().reshape(-1))
+            self.register_buffer(f"feature_std_{m}", std_t.float().reshape(-1).clamp(min=1e-6))
+            lib = 1e4 if library_size is None else float(library_size[m])
+            self.register_buffer(f"library_size_{m}", torch.tensor(lib, dtype=torch.float32))
+
+    # ------------------------------------------------------------------ building blocks
+    def _cats(self, m: int, batch_index: torch.Tensor | None, n: int, device) -> list[torch.Tensor]:
+        if self.n_batch[m] <= 1:
+            return []
+        if batch_index is None:
+            batch_index = torch.zeros(n, 1, device=device)
+        return [batch_index.reshape(-1, 1)]
+
+    def normalise(self, x: torch.Tensor, m: int) -> torch.Tensor:
+        """Encoder input of modality ``m``: standardised features or ``log1p`` counts."""
+        if self.likelihood[m] == "nb":
+            return torch.log1p(x)
+        return (x - getattr(self, f"feature_mean_{m}")) / getattr(self, f"feature_std_{m}")
+
+    def encode(
+        self, x: torch.Tensor, m: int, batch_index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Encode data-space ``x`` of modality ``m``; returns ``(z, mean, var)``."""
+        cats = self._cats(m, batch_index, x.shape[0], x.device)
+        return self.encoders[m](self.normalise(x, m), *cats)
+
+    def decode_raw(
+        self, z: torch.Tensor, m: int, batch_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Decoder output: standardised means (Gaussian) or proportions (NB)."""
+        return self.decoders[m](z, *self._cats(m, batch_index, z.shape[0], z.device))
+
+    def decode(
+        self,
+        z: torch.Tensor,
+        m: int,
+        batch_index: torch.Tensor | None = None,
+        library: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Decode ``z`` into the data space of modality ``m`` (feature means)."""
+        raw = self.decode_raw(z, m, batch_index)
+        if self.likelihood[m] == "nb":
+            if library is None:
+                library = getattr(self, f"library_size_{m}")
+            return raw * library.reshape(-1, 1) if library.dim() else raw * library
+        return raw * getattr(self, f"feature_std_{m}") + getattr(self, f"feature_mean_{m}")
+
+    def reconstruction_loss(
+        self,
+        z: torch.Tensor,
+        x: torch.Tensor,
+        m: int,
+        batch_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Per-cell reconstruction loss of data-space ``x`` (modality ``m``) from ``z``."""
+        raw = self.decode_raw(z, m, batch_index)
+        if self.likelihood[m] == "nb":
+            library = x.sum(dim=-1, keepdim=True).clamp(min=1.0)
+            theta = torch.exp(self.decoders[m].log_theta).clamp(min=1e-4, max=1e6)
+            nll = -NegativeBinomial(mu=raw * library + 1e-8, theta=theta).log_prob(x)
+            return nll.mean(dim=-1)
+        return ((self.normalise(x, m) - raw) ** 2).mean(dim=-1)
+
+    def contrastive_embedding(self, z: torch.Tensor) -> torch.Tensor:
+        """Embedding fed to GroupCLIP (the latent, or its projection)."""
+        return z if self.projection is None else self.projection(z)
+
+    # ------------------------------------------------------------------ scvi interface
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor], modality: int = 0):
+        return {
+            "x": tensors[X_KEY],
+            "modality": modality,
+            "batch_index": tensors.get(BATCH_KEY),
+        }
+
+    def _get_generative_input(self, tensors, inference_outputs, modality: int = 0):
+        return {"z": inference_outputs["z"], "modality": modality}
+
+    def inference(
+        self, x: torch.Tensor, modality: int, batch_index: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor | None]:
+        """Encode one modality: ``{"z", "qz_mean", "qz_var"}``."""
+        z, mean, var = self.encode(x, modality, batch_index)
+        return {"z": z, "qz_mean": mean, "qz_var": var}
+
+    def generative(
+        self,
+        z: torch.Tensor,
+        modality: int,
+        batch_index: torch.Tensor | None = None,
+        library: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Decode into modality ``modality``: ``{"px_mean"}`` in data space."""
+        return {"px_mean": self.decode(z, modality, batch_index, library)}
+
+    def _kl(self, mean: torch.Tensor, var: torch.Tensor | None) -> torch.Tensor:
+        if var is None:
+            return torch.zeros(mean.shape[0], device=mean.device)
+        return 0.5 * (var + mean**2 - 1.0 - torch.log(var)).sum(dim=-1)
+
+    def loss(self, batch: Sequence[dict[str, torch.Tensor]]) -> LossOutput:
+        """Step 1 of a training step: reconstruction of each modality plus beta * GroupCLIP.
+
+        ``extra_metrics`` holds each term: ``reconstruction_0``, ``reconstruction_1``,
+        ``groupclip`` and (variational only) ``kl``.
+        """
+        recs, kls, zs = [], [], []
+        for m in range(2):
+            x = batch[m][X_KEY]
+            b = batch[m].get(BATCH_KEY)
+            z, mean, var = self.encode(x, m, b)
+            recs.append(_safe_mean(self.reconstruction_loss(z, x, m, b)))
+            kls.append(_safe_mean(self._kl(mean, var)))
+            zs.append(mean)
+        if self.beta > 0:
+            clip = group_clip_loss(
+                self.contrastive_embedding(zs[0]),
+                batch[0][LABELS_KEY],
+                self.contrastive_embedding(zs[1]),
+                batch[1][LABELS_KEY],
+                tau=self.tau,
+                variant=self.groupclip,
+            )
+        else:
+            clip = torch.zeros((), device=zs[0].device)
+        kl = kls[0] + kls[1]
+        total = recs[0] + recs[1] + self.beta * clip
+        if self.variational:
+            total = total + self.kl_weight * kl
+        extra = {
+            "reconstruction_0": recs[0].detach(),
+            "reconstruction_1": recs[1].detach(),
+            "groupclip": clip.detach(),
+        }
+        if self.variational:
+            extra["kl"] = kl.detach()
+        return LossOutput(
+            loss=total,
+            reconstruction_loss=(recs[0] + recs[1]).detach(),
+            extra_metrics=extra,
+            n_obs_minibatch=int(batch[0][X_KEY].shape[0] + batch[1][X_KEY].shape[0]),
+        )
+
+    def backtranslation_loss(self, batch: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Step 2 of a training step: the on-the-fly backtranslation loss.
+
+        Pseudo-samples ``x~_B = D_B(E_A(x_A))`` and ``x~_A = D_A(E_B(x_B))`` are made in eval
+        mode without gradients (the previous mode is restored afterwards); then
+        ``alpha * [rec(D_A(E_B(x~_B)), x_A) + rec(D_B(E_A(x~_A)), x_B)]`` is returned.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                pseudo = []
+                for m in range(2):
+                    other = 1 - m
+                    x = batch[m][X_KEY]
+                    _, mean, _ = self.encode(x, m, batch[m].get(BATCH_KEY))
+                    pseudo.append(self.decode(mean, other))  # cells of m, seen as `other`
+        finally:
+            self.train(was_training)
+        total = torch.zeros((), device=pseudo[0].device)
+        for m in range(2):
+            other = 1 - m
+            # pseudo[m] lives in modality `other`; encode it there and reconstruct x_m
+            z, _, _ = self.encode(pseudo[m], other)
+            x = batch[m][X_KEY]
+            total = total + _safe_mean(self.reconstruction_loss(z, x, m, batch[m].get(BATCH_KEY)))
+        return self.alpha * total
+
+    @torch.inference_mode()
+    def sample(self, z: torch.Tensor, modality: int) -> torch.Tensor:
+        """Decode latent points ``z`` into the data space of ``modality`` (feature means)."""
+        return self.decode(z, modality)

@@ -1,0 +1,5 @@
+"""Neural network building blocks (pure torch)."""
+
+from ._networks import GrooveDecoder, GrooveEncoder, ProjectionHead
+
+__all__ = ["GrooveDecoder", "GrooveEncoder", "ProjectionHead"]

@@ -1,0 +1,5 @@
+"""Training plans (Lightning)."""
+
+from ._trainingplan import GrooveTrainingPlan
+
+__all__ = ["GrooveTrainingPlan"]

@@ -1,0 +1,104 @@
+"""Training plan: GroupCLIP + reconstruction step, then a backtranslation step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from scvi.train import TrainingPlan
+
+from ..module import GrooveModule
+from ..module._module import X_KEY
+
+
+class GrooveTrainingPlan(TrainingPlan):
+    """Manual-optimisation training plan of :class:`~groove_sc.module.GrooveModule`.
+
+    Each training step makes two optimiser steps (Gorla et al. 2026):
+
+    1. ``L1 = sum_m rec_m + beta * GroupCLIP`` (+ ``kl_weight * KL`` if variational);
+    2. ``L2 = alpha * backtranslation`` (skipped when ``alpha == 0``).
+
+    Logged per epoch (``model.history``): ``loss``, ``reconstruction_<modality>``,
+    ``groupclip``, ``backtranslation`` and ``kl`` (variational only), each with the suffix
+    ``_train`` or ``_validation``.
+
+    Parameters
+    ----------
+    module
+        The module to train.
+    modality_names
+        Names of the two modalities, used in the logged keys.
+    lr
+        Learning rate of Adam.
+    weight_decay
+        Weight decay of Adam.
+    eps
+        Adam's epsilon.
+    **kwargs
+        Passed to :class:`scvi.train.TrainingPlan`.
+    """
+
+    def __init__(
+        self,
+        module: GrooveModule,
+        *,
+        modality_names: Sequence[str] = ("mod0", "mod1"),
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        eps: float = 1e-8,
+        **kwargs,
+    ):
+        super().__init__(module, lr=lr, weight_decay=weight_decay, eps=eps, **kwargs)
+        self.modality_names = list(modality_names)
+        self.automatic_optimization = False
+
+    def on_fit_start(self) -> None:
+        """Put the module in train mode (a second ``model.train()`` starts in eval mode)."""
+        self.module.train()
+
+    def _log_terms(self, step1, backtranslation: torch.Tensor | None, batch, mode: str) -> None:
+        n = int(batch[0][X_KEY].shape[0] + batch[1][X_KEY].shape[0])
+        extra = step1.extra_metrics
+        terms = {
+            "loss": step1.loss.detach()
+            + (backtranslation.detach() if backtranslation is not None else 0.0),
+            f"reconstruction_{self.modality_names[0]}": extra["reconstruction_0"],
+            f"reconstruction_{self.modality_names[1]}": extra["reconstruction_1"],
+            "groupclip": extra["groupclip"],
+        }
+        if backtranslation is not None:
+            terms["backtranslation"] = backtranslation.detach()
+        if "kl" in extra:
+            terms["kl"] = extra["kl"]
+        for key, value in terms.items():
+            self.log(
+                f"{key}_{mode}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                batch_size=n,
+                prog_bar=key == "loss",
+                sync_dist=self.use_sync_dist,
+            )
+
+    def training_step(self, batch, batch_idx):
+        """Two optimiser steps: reconstruction + GroupCLIP, then backtranslation."""
+        opt = self.optimizers()
+        step1 = self.module.loss(batch)
+        opt.zero_grad()
+        self.manual_backward(step1.loss)
+        opt.step()
+        backtranslation = None
+        if self.module.alpha > 0:
+            backtranslation = self.module.backtranslation_loss(batch)
+            opt.zero_grad()
+            self.manual_backward(backtranslation)
+            opt.step()
+        self._log_terms(step1, backtranslation, batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        """Evaluate every loss term on validation cells (no optimiser step)."""
+        step1 = self.module.loss(batch)
+        backtranslation = self.module.backtranslation_loss(batch) if self.module.alpha > 0 else None
+        self._log_terms(step1, backtranslation, batch, "validation")
