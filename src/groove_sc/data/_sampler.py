@@ -22,8 +22,8 @@ class LabelBalancedPairSampler(Sampler):
     Every step draws the same ``labels_per_step`` labels in both modalities and
     ``cells_per_label`` cells of each drawn label from each modality that has it (abundant labels
     are undersampled; a label with fewer cells than ``cells_per_label`` is drawn with
-    repetition). Labels cycle through random permutations so that each label appears about
-    equally often. Labels present in only one modality are drawn too (they train that
+    repetition). Each step's labels are distinct and drawn uniformly, so each label appears equally
+    often in expectation. Labels present in only one modality are drawn too (they train that
     modality's reconstruction) but have no positives in the other modality.
 
     An epoch has ``ceil(max(n_a, n_b) / batch_size)`` steps. The sampler is deterministic
@@ -88,12 +88,23 @@ class LabelBalancedPairSampler(Sampler):
         self.epoch = epoch
 
     def _schedule(self, rng: np.random.Generator) -> np.ndarray:
-        """Labels of each step, shape ``(n_steps, labels_per_step)``."""
-        needed = self.n_steps * self.labels_per_step
-        n_perm = -(-needed // len(self.label_pool))
-        keys = rng.random((n_perm, len(self.label_pool)))
-        stream = self.label_pool[np.argsort(keys, axis=1)].ravel()[:needed]
-        return stream.reshape(self.n_steps, self.labels_per_step)
+        """Distinct labels of each step, shape ``(n_steps, labels_per_step)``.
+
+        Each step takes ``labels_per_step`` distinct labels uniformly at random (random keys,
+        partial sort), processed in chunks of steps so memory stays small.
+        """
+        k, n_pool = self.labels_per_step, len(self.label_pool)
+        out = np.empty((self.n_steps, k), dtype=np.int64)
+        chunk = max(1, 2**22 // n_pool)
+        for start in range(0, self.n_steps, chunk):
+            stop = min(start + chunk, self.n_steps)
+            keys = rng.random((stop - start, n_pool))
+            if k < n_pool:
+                picked = np.argpartition(keys, k - 1, axis=1)[:, :k]
+            else:
+                picked = np.argsort(keys, axis=1)
+            out[start:stop] = self.label_pool[picked]
+        return out
 
     def _draw(self, rng: np.random.Generator, schedule: np.ndarray, m: int) -> np.ndarray:
         """Cell rows for each slot of the schedule, shape ``(n_slots, cells_per_label)``."""

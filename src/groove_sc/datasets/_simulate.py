@@ -107,7 +107,7 @@ def simulate(
     within_label_shared: float = 0.5,
     n_latent_shared: int = 8,
     n_latent_specific: int = 4,
-    effect_size: float = 1.0,
+    effect_size: float = 2.0,
     noise: float | tuple[float, float] = 0.5,
     likelihood: Likelihood | tuple[Likelihood, Likelihood] = ("gaussian", "gaussian"),
     library_size: float | tuple[float, float] = 2000.0,

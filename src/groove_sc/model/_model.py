@@ -326,6 +326,46 @@ class GROOVE(BaseModelClass):
             "groove_sc.data.from_anndatas({'a': adata_a, 'b': adata_b}) builds one."
         )
 
+    @classmethod
+    def load(
+        cls,
+        dir_path: str,
+        mdata: MuData | None = None,
+        *,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        **kwargs,
+    ) -> GROOVE:
+        """Load a model saved with :meth:`save`.
+
+        Parameters
+        ----------
+        dir_path
+            Directory the model was saved to.
+        mdata
+            MuData with the model's modalities and features. Default: the MuData saved with
+            the model (``save(..., save_anndata=True)``). It is registered with the saved
+            setup; labels unseen in training are allowed (they only matter for training).
+        accelerator, device
+            Where to put the model.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (e.g. ``prefix``).
+
+        Returns
+        -------
+        The loaded model.
+        """
+        if mdata is not None:
+            check_mudata(mdata)
+        adata = kwargs.pop("adata", None)
+        return super().load(
+            str(dir_path),
+            adata=mdata if mdata is not None else adata,
+            accelerator=accelerator,
+            device=device,
+            **kwargs,
+        )
+
     # ------------------------------------------------------------------ training
     def _labels(self, m: str) -> np.ndarray:
         return (

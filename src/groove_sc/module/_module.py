@@ -158,8 +158,8 @@ class GrooveModule(BaseModuleClass):
         if self.n_batch[m] <= 1:
             return []
         if batch_index is None:
-            batch_index = torch.zeros(n, 1, device=device)
-        return [batch_index.reshape(-1, 1)]
+            batch_index = torch.zeros(n, 1, dtype=torch.long, device=device)
+        return [batch_index.reshape(-1, 1).long()]
 
     def normalise(self, x: torch.Tensor, m: int) -> torch.Tensor:
         """Encoder input of modality ``m``: standardised features or ``log1p`` counts."""
