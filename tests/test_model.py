@@ -262,7 +262,7 @@ def _assert_unchanged(mdata, snap):
 def test_setup_wrong_modality_name(data):
     train = data[0].copy()
     snap = _snapshot(train)
-    with pytest.raises(KeyError, match="modalities.*'atac'"):
+    with pytest.raises(KeyError, match=r"modalities.*'atac'"):
         GROOVE.setup_mudata(train, modalities=["rna", "atac"])
     _assert_unchanged(train, snap)
 
@@ -270,7 +270,7 @@ def test_setup_wrong_modality_name(data):
 def test_setup_missing_label_column(data):
     train = data[0].copy()
     snap = _snapshot(train)
-    with pytest.raises(KeyError, match="perturbation_key.*'guide'"):
+    with pytest.raises(KeyError, match=r"perturbation_key.*'guide'"):
         GROOVE.setup_mudata(train, perturbation_key="guide")
     _assert_unchanged(train, snap)
 
@@ -279,7 +279,7 @@ def test_setup_view_is_rejected(data):
     train = data[0]
     view = train[train.obs_names[:50]]
     assert view.is_view
-    with pytest.raises(ValueError, match="mdata.*view"):
+    with pytest.raises(ValueError, match=r"mdata.*view"):
         GROOVE.setup_mudata(view)
 
 

@@ -36,7 +36,7 @@ def test_labels_in_one_modality_are_drawn_only_there():
 
 
 def test_few_labels_take_more_cells_per_label():
-    la, lb, sampler = _make(n_labels_a=4, n_labels_b=4, batch_size=128, cells_per_label=8)
+    _, _, sampler = _make(n_labels_a=4, n_labels_b=4, batch_size=128, cells_per_label=8)
     assert sampler.labels_per_step == 4
     assert sampler.cells_per_label == 32
     rows_a, _ = next(iter(sampler))
