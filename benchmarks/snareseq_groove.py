@@ -21,7 +21,6 @@ import time
 import warnings
 
 import mudata
-import numpy as np
 import pandas as pd
 
 import groove_sc as gs
@@ -86,7 +85,8 @@ def main() -> None:
     )
     print()
     print(
-        f"SNARE-seq, weakly paired split, test_size 0.2, {len(args.seeds)} seeds, {args.epochs} epochs"
+        f"SNARE-seq, weakly paired split, test_size 0.2, {len(args.seeds)} seeds, "
+        f"{args.epochs} epochs"
     )
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
         print(summary)

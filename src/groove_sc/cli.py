@@ -106,7 +106,8 @@ def demo(
     print(f"  training time              {seconds:8.1f} s ({max_epochs} epochs)")
     print(
         f"  label transfer (1-NN)      {report['label_transfer']:8.3f}  "
-        f"({a}->{b} {transfer_ba:.3f}, {b}->{a} {transfer_ab:.3f}; chance {1 / n_perturbations:.3f})"
+        f"({a}->{b} {transfer_ba:.3f}, {b}->{a} {transfer_ab:.3f}; "
+        f"chance {1 / n_perturbations:.3f})"
     )
     print(f"  latent FOSCTTM             {fos:8.3f}  (0 perfect, 0.5 random)")
     print(f"  training history figure    {out / 'history.png'}")
