@@ -75,6 +75,9 @@ class GROOVE(BaseModelClass):
         Weight of the backtranslation loss (0: no backtranslation, an ablation).
     groupclip
         GroupCLIP variant, ``"in"`` or ``"out"``.
+    contrastive
+        ``"groupclip"`` (default) or ``"random_pairs"``: CLIP on random within-label 1:1
+        pseudo-pairs redrawn every step (a baseline; see :class:`~groove_sc.module.GrooveModule`).
     variational
         Variational encoders with a KL term of weight ``kl_weight``.
     kl_weight
@@ -111,6 +114,7 @@ class GROOVE(BaseModelClass):
         tau: float = 0.1,
         alpha: float = 1.0,
         groupclip: Literal["in", "out"] = "in",
+        contrastive: Literal["groupclip", "random_pairs"] = "groupclip",
         variational: bool = False,
         kl_weight: float = 1e-3,
         projection_head: bool = False,
@@ -174,6 +178,7 @@ class GROOVE(BaseModelClass):
                 tau=tau,
                 alpha=alpha,
                 groupclip=groupclip,
+                contrastive=contrastive,
                 projection_head=projection_head,
                 feature_mean=means,
                 feature_std=stds,
@@ -182,7 +187,7 @@ class GROOVE(BaseModelClass):
         self._model_summary_string = (
             f"GROOVE model on modalities {self.modalities} ({lks[0]}, {lks[1]}), "
             f"n_latent={n_latent}, beta={beta}, tau={tau}, alpha={alpha}, "
-            f"groupclip={groupclip!r}, variational={variational}"
+            f"groupclip={groupclip!r}, contrastive={contrastive!r}, variational={variational}"
         )
         self.init_params_ = self._get_init_params(locals())
 

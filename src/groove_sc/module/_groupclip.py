@@ -124,3 +124,55 @@ def group_clip_loss(
     if not terms:
         return (z_a.sum() + z_b.sum()) * 0.0
     return torch.stack(terms).mean()
+
+
+def random_pair_labels(
+    labels_a: torch.Tensor,
+    labels_b: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace labels by ids of random 1:1 pseudo-pairs drawn within each label.
+
+    Within each label, the cells of A and the cells of B are shuffled and the ``k``-th cell of A
+    is paired with the ``k``-th cell of B; the pseudo-pair id is ``label * K + k`` with ``K``
+    larger than any rank. A label with ``n_a`` cells in A and ``n_b`` in B gives
+    ``min(n_a, n_b)`` pairs; the remaining cells get ids that occur in one modality only (no
+    positive). Fed to :func:`group_clip_loss`, these ids make every anchor have at most one
+    positive, i.e. the CLIP loss on random within-label pairs (the ``clip_random_pairs``
+    baseline). Vectorised, no loop over cells or labels.
+
+    Parameters
+    ----------
+    labels_a, labels_b
+        Non-negative integer labels of the cells of A and of B.
+    generator
+        Torch random generator (``None``: the global one).
+
+    Returns
+    -------
+    ``(ids_a, ids_b)``, integer tensors of the shapes of the inputs.
+    """
+    labels_a = labels_a.reshape(-1).long()
+    labels_b = labels_b.reshape(-1).long()
+    big = max(labels_a.numel(), labels_b.numel()) + 1
+    return (
+        labels_a * big + _random_rank(labels_a, generator),
+        labels_b * big + _random_rank(labels_b, generator),
+    )
+
+
+def _random_rank(labels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Rank of each cell within its label, in a random order."""
+    n = labels.numel()
+    if n == 0:
+        return labels.clone()
+    perm = torch.randperm(n, generator=generator, device="cpu").to(labels.device)
+    sorted_labels, order = torch.sort(labels[perm], stable=True)
+    cells = perm[order]  # grouped by label, random within a label
+    counts = torch.bincount(sorted_labels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank_sorted = torch.arange(n, device=labels.device) - starts[sorted_labels]
+    rank = torch.empty_like(rank_sorted)
+    rank[cells] = rank_sorted
+    return rank

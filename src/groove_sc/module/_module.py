@@ -11,7 +11,7 @@ from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 
 from ..nn import GrooveDecoder, GrooveEncoder, ProjectionHead
-from ._groupclip import group_clip_loss
+from ._groupclip import group_clip_loss, random_pair_labels
 
 Likelihood = Literal["gaussian", "nb"]
 
@@ -67,6 +67,13 @@ class GrooveModule(BaseModuleClass):
         Weight of the backtranslation term (0 disables it).
     groupclip
         GroupCLIP variant, ``"in"`` or ``"out"`` (see :func:`~groove_sc.module.group_clip_loss`).
+    contrastive
+        ``"groupclip"`` (default): positives are all cells of the other modality with the same
+        label. ``"random_pairs"``: the CLIP baseline on random within-label pairs: each step
+        pairs the cells of each label 1:1 at random
+        (:func:`~groove_sc.module.random_pair_labels`) and only the pseudo-partner is a
+        positive. Redrawn every step, so over many steps its expectation is the ``"out"``
+        variant's; each step is a plain CLIP loss with one positive per anchor.
     projection_head
         Apply a small MLP to the latent before GroupCLIP.
     feature_mean, feature_std
@@ -93,6 +100,7 @@ class GrooveModule(BaseModuleClass):
         tau: float = 0.1,
         alpha: float = 1.0,
         groupclip: Literal["in", "out"] = "in",
+        contrastive: Literal["groupclip", "random_pairs"] = "groupclip",
         projection_head: bool = False,
         feature_mean: Sequence[Sequence[float] | None] | None = None,
         feature_std: Sequence[Sequence[float] | None] | None = None,
@@ -106,6 +114,10 @@ class GrooveModule(BaseModuleClass):
                 raise ValueError(f"`likelihood` must be 'gaussian' or 'nb', got {lk!r}.")
         if groupclip not in ("in", "out"):
             raise ValueError(f"`groupclip` must be 'in' or 'out', got {groupclip!r}.")
+        if contrastive not in ("groupclip", "random_pairs"):
+            raise ValueError(
+                f"`contrastive` must be 'groupclip' or 'random_pairs', got {contrastive!r}."
+            )
         if tau <= 0:
             raise ValueError(f"`tau` must be > 0, got {tau}.")
         if beta < 0 or alpha < 0:
@@ -120,6 +132,7 @@ class GrooveModule(BaseModuleClass):
         self.tau = tau
         self.alpha = alpha
         self.groupclip = groupclip
+        self.contrastive = contrastive
 
         self.encoders = nn.ModuleList()
         self.decoders = nn.ModuleList()
@@ -263,11 +276,14 @@ class GrooveModule(BaseModuleClass):
             kls.append(_safe_mean(self._kl(mean, var)))
             zs.append(mean)
         if self.beta > 0:
+            labels_a, labels_b = batch[0][LABELS_KEY], batch[1][LABELS_KEY]
+            if self.contrastive == "random_pairs":
+                labels_a, labels_b = random_pair_labels(labels_a, labels_b)
             clip = group_clip_loss(
                 self.contrastive_embedding(zs[0]),
-                batch[0][LABELS_KEY],
+                labels_a,
                 self.contrastive_embedding(zs[1]),
-                batch[1][LABELS_KEY],
+                labels_b,
                 tau=self.tau,
                 variant=self.groupclip,
             )

@@ -1,13 +1,23 @@
 """Matching and imputation metrics.
 
 Every metric states its definition and direction in its docstring. Array-level functions take
-plain arrays; MuData-level wrappers live next to the aligners.
+plain arrays (``foscttm``, ``label_transfer_accuracy``, ``imputation_metrics``);
+``matching_metrics`` reads a coupling stored by :func:`groove_sc.tl.align` from a MuData.
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from mudata import MuData
 from scipy.spatial import cKDTree
+
+#: Largest number of pairwise distances (or output entries) held by one chunk.
+_MAX_CHUNK_ENTRIES = 2**24
 
 
 def _check_paired(
@@ -37,6 +47,7 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _foscttm_one_direction(x: np.ndarray, y: np.ndarray, chunk_size: int) -> np.ndarray:
     n = x.shape[0]
     out = np.empty(n)
+    chunk_size = max(1, min(int(chunk_size), _MAX_CHUNK_ENTRIES // max(n, 1)))
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         d = _sq_dists(x[start:stop], y)  # (chunk, n)
@@ -64,7 +75,8 @@ def foscttm(
     ``y_i``; the same is computed from ``y`` to ``x``. Ties count as half (mid-rank), so an
     embedding that carries no information scores 0.5, not 0.25 as with the strict ``<`` of
     SCOT/Pamona. The returned value is the mean over cells of both directions.
-    0 is perfect, 0.5 is random. Memory is ``chunk_size x n``, never ``n x n``.
+    0 is perfect, 0.5 is random. Memory is ``chunk_size x n`` (``chunk_size`` is lowered so
+    that a chunk holds at most ``2**24`` distances), never ``n x n``.
 
     Parameters
     ----------
@@ -161,3 +173,384 @@ def label_transfer_accuracy(
 def _encode(a: np.ndarray, b: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     uniques, inv = np.unique(np.concatenate([a.astype(str), b.astype(str)]), return_inverse=True)
     return (inv[: len(a)], inv[len(a) :]), uniques
+
+
+# --------------------------------------------------------------------------------------------
+# coupling-level metrics
+# --------------------------------------------------------------------------------------------
+def _obs_strings(adata: Any, key: str, arg: str, mod: str) -> np.ndarray:
+    if key not in adata.obs:
+        raise KeyError(f"`{arg}`={key!r} is not a column of mdata.mod[{mod!r}].obs.")
+    col = adata.obs[key]
+    missing = pd.isna(col).to_numpy()
+    vals = col.astype(str).to_numpy().astype(object)
+    vals[missing] = None
+    return vals
+
+
+def _partners(ids_s: np.ndarray, ids_t: np.ndarray, truth_key: str, target: str) -> np.ndarray:
+    """Index of each source cell's partner among the target cells (-1 when it has none)."""
+    ok_t = np.array([v is not None for v in ids_t], dtype=bool)
+    index = pd.Index(ids_t[ok_t])
+    if not index.is_unique:
+        dup = index[index.duplicated()].unique()[:5].tolist()
+        raise ValueError(
+            f"`truth_key`={truth_key!r} must be unique within mdata.mod[{target!r}] "
+            f"(duplicated: {dup})."
+        )
+    pos_t = np.flatnonzero(ok_t)
+    ok_s = np.array([v is not None for v in ids_s], dtype=bool)
+    partner = np.full(len(ids_s), -1, dtype=np.int64)
+    hit = index.get_indexer(ids_s[ok_s])
+    partner[np.flatnonzero(ok_s)] = np.where(hit >= 0, pos_t[np.maximum(hit, 0)], -1)
+    return partner
+
+
+def _rep(adata: Any, use_rep: str | None) -> np.ndarray | None:
+    if use_rep is None:
+        return None
+    if use_rep == "X":
+        x = adata.X
+    elif use_rep in adata.obsm:
+        x = adata.obsm[use_rep]
+    else:
+        return None
+    if isinstance(x, pd.DataFrame):
+        x = x.to_numpy()
+    if sp.issparse(x):
+        x = x.toarray()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _coupling_label_argmax(
+    t: sp.csr_matrix, codes_t: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label with the largest coupling mass in each row, and whether the row has any mass."""
+    ok = codes_t >= 0
+    onehot = sp.csr_matrix(
+        (np.ones(int(ok.sum())), (np.flatnonzero(ok), codes_t[ok])),
+        shape=(t.shape[1], n_classes),
+    )
+    pred = np.full(t.shape[0], -1, dtype=np.int64)
+    has = np.zeros(t.shape[0], dtype=bool)
+    step = max(1, _MAX_CHUNK_ENTRIES // max(n_classes, 1))
+    for start in range(0, t.shape[0], step):
+        block = (t[start : start + step] @ onehot).toarray()
+        pred[start : start + step] = block.argmax(1)
+        has[start : start + step] = block.sum(1) > 0
+    return pred, has
+
+
+def matching_metrics(
+    mdata: MuData,
+    *,
+    coupling_key: str = "groove_coupling",
+    source: str,
+    target: str,
+    truth_key: str = "pair_id",
+    group_key: str | None = "perturbation",
+    use_rep: str | None = "X_groove",
+    label_key: str | None = None,
+) -> dict[str, float]:
+    r"""Score a coupling against the true pairs of jointly measured cells.
+
+    The coupling :math:`T` (source x target) is read from ``mdata.obsp[coupling_key]`` through
+    ``mdata.obsmap``, so it works for paired test data (shared ``obs_names``) and for weakly
+    paired data. A source cell ``i`` and a target cell ``p(i)`` are true partners when they
+    have the same ``truth_key`` value; :math:`P` is the set of source cells with a partner and
+    :math:`r_i = \sum_j T_{ij}` the row mass.
+
+    Metrics (all in the returned dict):
+
+    ``trace``
+        :math:`\sum_{i \in P} T_{i,p(i)} / \sum_{i \in P} r_i`: the share of the paired cells'
+        mass that sits on the true partner. 1 is perfect.
+    ``trace_uniform``
+        The same for the uniform-within-label coupling with the same row masses:
+        :math:`\sum_{i \in P} r_i [l_i = l_{p(i)}] / m_{l_i} \,/\, \sum_{i \in P} r_i`, with
+        :math:`m_l` the number of target cells of label ``l`` (``group_key``).
+    ``trace_ratio``
+        ``trace / trace_uniform``: 1.0 for a method that only uses the labels; above 1 means
+        the coupling uses within-label structure. NaN without ``group_key``.
+    ``foscttm``
+        :func:`foscttm` between ``use_rep`` of the paired source cells and of their partners
+        (mid-rank ties, mean of both directions; 0 perfect, 0.5 random). Independent of the
+        coupling; NaN unless ``use_rep`` exists in both modalities with the same width.
+    ``foscttm_barycentric``
+        :func:`foscttm` between the barycentric projection
+        :math:`\hat y_i = \sum_j T_{ij} y_j / r_i` of the target representation ``use_rep``
+        onto each paired source cell with mass, and the representation :math:`y_{p(i)}` of its
+        partner, both in the target's space (so GW/COOT couplings without a shared space are
+        scored too). Both directions, mid-rank ties. It rewards averaging: the uniform
+        coupling projects every cell of a label onto the label mean and scores well, so read it
+        next to ``trace``. NaN when ``use_rep`` is absent from the target.
+    ``label_transfer_accuracy``
+        Each source cell with mass is assigned the label (``label_key``, default
+        ``group_key``) carrying the largest coupling mass in its row,
+        :math:`\arg\max_l \sum_{j: l_j = l} T_{ij}`; the score is the fraction of those cells
+        whose own label matches. A labeled coupling scores 1 on its own ``group_key`` by
+        construction; pass e.g. ``label_key="cell_type"`` to evaluate something else.
+    ``n_pairs``, ``fraction_matched``
+        Number of source cells with a partner, and the fraction of them with positive mass.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the coupling and both modalities.
+    coupling_key
+        Key of the coupling in ``mdata.obsp``.
+    source, target
+        Modalities of the rows and columns (a coupling stored the other way is transposed).
+    truth_key
+        Column of both modalities' ``.obs`` holding the pair identifier (unique per modality;
+        NaN for cells without a partner).
+    group_key
+        Label column for the uniform reference (``None`` to skip).
+    use_rep
+        Representation for the FOSCTTMs: an ``.obsm`` key or ``"X"``.
+    label_key
+        Label column for the label transfer accuracy (default ``group_key``).
+
+    Returns
+    -------
+    Dict of floats as described above.
+    """
+    from ._align import read_coupling
+
+    t = read_coupling(mdata, coupling_key, source=source, target=target)
+    src, tgt = mdata.mod[source], mdata.mod[target]
+    ids_s = _obs_strings(src, truth_key, "truth_key", source)
+    ids_t = _obs_strings(tgt, truth_key, "truth_key", target)
+    partner = _partners(ids_s, ids_t, truth_key, target)
+    paired = np.flatnonzero(partner >= 0)
+    if paired.size < 2:
+        raise ValueError(
+            f"Fewer than two {source!r} cells have a partner in {target!r} by "
+            f"`truth_key`={truth_key!r}; matching metrics need jointly measured cells."
+        )
+    mass = np.asarray(t.sum(1), dtype=np.float64).ravel()
+    mp = float(mass[paired].sum())
+    on_pair = np.asarray(t[paired, partner[paired]], dtype=np.float64).ravel()
+    out: dict[str, float] = {
+        "n_pairs": int(paired.size),
+        "fraction_matched": float((mass[paired] > 0).mean()),
+        "trace": float(on_pair.sum() / mp) if mp > 0 else float("nan"),
+        "trace_uniform": float("nan"),
+        "trace_ratio": float("nan"),
+    }
+    if group_key is not None:
+        ls = _obs_strings(src, group_key, "group_key", source)
+        lt = _obs_strings(tgt, group_key, "group_key", target)
+        counts = pd.Series(lt[[v is not None for v in lt]]).value_counts()
+        lp = ls[paired]
+        same = np.array(
+            [a is not None and a == b for a, b in zip(lp, lt[partner[paired]])], dtype=bool
+        )
+        m_l = counts.reindex(pd.Index(lp.astype(str))).to_numpy(dtype=np.float64)
+        share = np.where(same, 1.0 / np.where(same, m_l, 1.0), 0.0)
+        if mp > 0:
+            out["trace_uniform"] = float((mass[paired] * share).sum() / mp)
+            if out["trace_uniform"] > 0:
+                out["trace_ratio"] = out["trace"] / out["trace_uniform"]
+    zs, zt = _rep(src, use_rep), _rep(tgt, use_rep)
+    out["foscttm"] = float("nan")
+    if zs is not None and zt is not None and zs.shape[1] == zt.shape[1]:
+        out["foscttm"] = foscttm(zs[paired], zt[partner[paired]])
+    out["foscttm_barycentric"] = float("nan")
+    if zt is not None:
+        from ._impute import barycentric_projection
+
+        keep = paired[mass[paired] > 0]
+        if keep.size >= 2:
+            proj, _ = barycentric_projection(t[keep], zt)
+            out["foscttm_barycentric"] = foscttm(proj, zt[partner[keep]])
+    lkey = label_key or group_key
+    out["label_transfer_accuracy"] = float("nan")
+    if lkey is not None:
+        ls = _obs_strings(src, lkey, "label_key", source)
+        lt = _obs_strings(tgt, lkey, "label_key", target)
+        cats = pd.Index(sorted({v for v in np.concatenate([ls, lt]) if v is not None}))
+        codes_t = cats.get_indexer(lt.astype(str))
+        codes_t[[v is None for v in lt]] = -1
+        pred, has = _coupling_label_argmax(t, codes_t, len(cats))
+        codes_s = cats.get_indexer(ls.astype(str))
+        ok = has & np.array([v is not None for v in ls], dtype=bool)
+        if ok.any():
+            out["label_transfer_accuracy"] = float((pred[ok] == codes_s[ok]).mean())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# imputation metrics
+# --------------------------------------------------------------------------------------------
+def _as_frame_parts(obj: Any, name: str) -> tuple[Any, pd.Index | None, pd.Index | None]:
+    """(matrix, row names, column names) of an AnnData / DataFrame / array."""
+    if isinstance(obj, pd.DataFrame):
+        return obj.to_numpy(), obj.index, obj.columns
+    if hasattr(obj, "obs_names") and hasattr(obj, "var_names") and hasattr(obj, "X"):
+        return obj.X, obj.obs_names, obj.var_names
+    if sp.issparse(obj):
+        return obj.tocsr(), None, None
+    arr = np.asarray(obj)
+    if arr.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D (cells x features), got shape {arr.shape}.")
+    return arr, None, None
+
+
+def _rows(x: Any, idx: np.ndarray) -> np.ndarray:
+    block = x[idx]
+    if sp.issparse(block):
+        block = block.toarray()
+    return np.asarray(block, dtype=np.float64)
+
+
+def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, (a * b).sum(1) / den, np.nan)
+
+
+def imputation_metrics(
+    predicted: Any,
+    observed: Any,
+    *,
+    reference: Any = None,
+) -> dict[str, float]:
+    r"""Compare imputed profiles with observed ones.
+
+    ``predicted`` and ``observed`` are cells x features. When both carry names (a DataFrame
+    such as ``mdata.mod[source].obsm["protein_imputed"]`` and an AnnData or DataFrame of the
+    observed profiles of the same cells) they are aligned on the shared cell and feature
+    names; plain arrays must have equal shapes. Cells whose prediction contains NaN (no
+    coupling mass) are left out and counted in ``n_cells_skipped``. Sparse observed matrices
+    are densified chunk by chunk. With :math:`\hat x_c` and :math:`x_c` the predicted and
+    observed profiles of cell ``c`` over the ``G`` features:
+
+    ``pearson_cell``
+        Mean over cells of :math:`\mathrm{corr}(\hat x_c, x_c)` across features. Dominated by
+        the mean expression profile (a constant prediction already scores high).
+    ``pearson_cell_delta``
+        Mean over cells of :math:`\mathrm{corr}(\hat x_c - \mu, x_c - \mu)`, with :math:`\mu`
+        the ``reference`` profile: by default the mean observed profile of the scored cells;
+        pass a control profile (e.g. the mean of non-targeting cells) to score perturbation
+        effects.
+    ``pearson_feature``
+        Mean over features of the correlation across cells between predicted and observed
+        values (features constant in either are skipped, see ``n_features_skipped``).
+    ``mse``
+        :math:`\frac{1}{n G} \sum_{c, g} (\hat x_{cg} - x_{cg})^2`.
+
+    Cells or features whose correlation is undefined (zero variance) are left out of the
+    corresponding mean.
+
+    Parameters
+    ----------
+    predicted
+        Predicted profiles: DataFrame (cells x features), array or AnnData.
+    observed
+        Observed profiles: AnnData (uses ``.X``), DataFrame, array or sparse matrix.
+    reference
+        Profile subtracted for ``pearson_cell_delta``: array of length ``G`` or a Series
+        indexed by feature names; default the observed mean profile.
+
+    Returns
+    -------
+    Dict with the four metrics and ``n_cells``, ``n_features``, ``n_cells_skipped``,
+    ``n_features_skipped``.
+    """
+    p_mat, p_rows, p_cols = _as_frame_parts(predicted, "predicted")
+    o_mat, o_rows, o_cols = _as_frame_parts(observed, "observed")
+    if p_rows is not None and o_rows is not None:
+        rows = p_rows.intersection(o_rows, sort=False)
+        cols = p_cols.intersection(o_cols, sort=False)
+        if len(rows) == 0 or len(cols) == 0:
+            raise ValueError(
+                "`predicted` and `observed` share no cell names or no feature names "
+                f"({len(rows)} cells, {len(cols)} features in common)."
+            )
+        ri_p, ri_o = p_rows.get_indexer(rows), o_rows.get_indexer(rows)
+        ci_p, ci_o = p_cols.get_indexer(cols), o_cols.get_indexer(cols)
+        names = cols
+    else:
+        if p_mat.shape != o_mat.shape:
+            raise ValueError(
+                f"`predicted` {p_mat.shape} and `observed` {o_mat.shape} must have the same "
+                "shape when they carry no cell/feature names."
+            )
+        ri_p = ri_o = np.arange(p_mat.shape[0])
+        ci_p = ci_o = np.arange(p_mat.shape[1])
+        names = p_cols if p_cols is not None else o_cols
+    if sp.issparse(p_mat):
+        p_mat = p_mat.tocsr()
+    if sp.issparse(o_mat):
+        o_mat = o_mat.tocsr()
+    n_feat = len(ci_p)
+    step = max(1, _MAX_CHUNK_ENTRIES // max(n_feat, 1))
+
+    def _chunks() -> Any:
+        for start in range(0, len(ri_p), step):
+            pb = _rows(p_mat, ri_p[start : start + step])[:, ci_p]
+            ob = _rows(o_mat, ri_o[start : start + step])[:, ci_o]
+            keep = np.isfinite(pb).all(1)
+            yield pb[keep], ob[keep], int((~keep).sum())
+
+    # pass 1: column sums (means) and cell-level metrics that need no reference
+    n_cells, skipped = 0, 0
+    sum_p, sum_o = np.zeros(n_feat), np.zeros(n_feat)
+    for pb, ob, sk in _chunks():
+        n_cells += len(pb)
+        skipped += sk
+        sum_p += pb.sum(0)
+        sum_o += ob.sum(0)
+    if n_cells == 0:
+        raise ValueError("No cell has a finite prediction to score.")
+    mean_p, mean_o = sum_p / n_cells, sum_o / n_cells
+    if reference is None:
+        ref = mean_o
+    elif isinstance(reference, pd.Series) and names is not None:
+        ref = reference.reindex(names).to_numpy(dtype=np.float64)
+        if np.isnan(ref).any():
+            raise ValueError("`reference` lacks some of the scored features.")
+    else:
+        ref = np.asarray(reference, dtype=np.float64).ravel()
+        if ref.shape[0] != n_feat:
+            raise ValueError(
+                f"`reference` has {ref.shape[0]} entries but {n_feat} features are scored."
+            )
+    # pass 2: everything else
+    r_cell, r_delta = [], []
+    sxy, sxx, syy, sse = np.zeros(n_feat), np.zeros(n_feat), np.zeros(n_feat), 0.0
+    for pb, ob, _ in _chunks():
+        r_cell.append(_rowwise_pearson(pb, ob))
+        r_delta.append(_rowwise_pearson(pb - ref, ob - ref))
+        dp, do = pb - mean_p, ob - mean_o
+        sxy += (dp * do).sum(0)
+        sxx += (dp * dp).sum(0)
+        syy += (do * do).sum(0)
+        sse += float(((pb - ob) ** 2).sum())
+    den = np.sqrt(sxx * syy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_feat = np.where(den > 0, sxy / den, np.nan)
+    rc, rd = np.concatenate(r_cell), np.concatenate(r_delta)
+
+    def _mean(v: np.ndarray) -> float:
+        return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+    if skipped:
+        warnings.warn(
+            f"{skipped} cells with NaN predictions (no coupling mass) were left out.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return {
+        "pearson_cell": _mean(rc),
+        "pearson_cell_delta": _mean(rd),
+        "pearson_feature": _mean(r_feat),
+        "mse": sse / (n_cells * n_feat),
+        "n_cells": int(n_cells),
+        "n_features": int(n_feat),
+        "n_cells_skipped": int(skipped),
+        "n_features_skipped": int((~np.isfinite(r_feat)).sum()),
+    }

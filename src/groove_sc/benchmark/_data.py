@@ -1,0 +1,342 @@
+"""Benchmark datasets (jointly measured, with truth) and the two evaluation protocols."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..data._mudata import _make_mudata
+
+__all__ = ["Split", "heldout_label_folds", "iter_splits", "load_dataset", "split_heldout_labels"]
+
+#: Loaders known to :func:`load_dataset` (``loader:`` in a config).
+LOADERS = ("simulate", "snareseq", "citeseq_pbmc", "papalexi_two_view", "h5mu")
+
+
+@dataclass
+class Split:
+    """One train/test split of a protocol.
+
+    Attributes
+    ----------
+    protocol
+        ``"heldout_cells"`` or ``"heldout_labels"``.
+    fold
+        Fold index (``heldout_labels``), 0 for ``heldout_cells``.
+    train
+        Weakly paired training MuData (different cells per modality).
+    test
+        Paired test MuData (row ``i`` of each modality is the same cell).
+    info
+        Extra information (held-out labels, sizes).
+    """
+
+    protocol: str
+    fold: int
+    train: md.MuData
+    test: md.MuData
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+def _subsample(mdata: md.MuData, label_key: str, per_label: int, seed: int) -> md.MuData:
+    """At most ``per_label`` jointly measured cells per label (same rows in every modality)."""
+    first = mdata.mod[next(iter(mdata.mod))]
+    labels = first.obs[label_key].astype(str).to_numpy()
+    rng = np.random.default_rng(seed)
+    keep = []
+    for lab in np.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        keep.append(rng.choice(idx, size=min(per_label, idx.size), replace=False))
+    rows = np.sort(np.concatenate(keep))
+    mods = {m: mdata.mod[m][rows].copy() for m in mdata.mod}
+    return _make_mudata(mods, uns=copy.deepcopy(dict(mdata.uns)))
+
+
+def _log1p_normalise(adata: ad.AnnData, target_sum: float = 1e4) -> None:
+    """``X <- log1p(X / total * target_sum)`` in place; raw counts kept in ``layers["counts"]``."""
+    x = adata.X
+    adata.layers["counts"] = x.copy()
+    totals = np.asarray(x.sum(axis=1)).ravel()
+    scale = target_sum / np.where(totals > 0, totals, 1.0)
+    if sparse.issparse(x):
+        y = sparse.diags(scale) @ sparse.csr_matrix(x, dtype=np.float32)
+        y.data = np.log1p(y.data)
+        adata.X = y.toarray().astype(np.float32)
+    else:
+        adata.X = np.log1p(np.asarray(x, dtype=np.float64) * scale[:, None]).astype(np.float32)
+
+
+def load_dataset(
+    loader: str,
+    *,
+    label_key: str,
+    params: Mapping[str, Any] | None = None,
+    setting: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    subsample_per_label: int | None = None,
+    log1p: bool = False,
+    modalities: Sequence[str] | None = None,
+) -> md.MuData:
+    """Load or simulate one jointly measured dataset for the benchmark.
+
+    Parameters
+    ----------
+    loader
+        ``"simulate"`` (:func:`groove_sc.datasets.simulate` with ``params``, ``setting`` and
+        ``seed``), ``"snareseq"``, ``"citeseq_pbmc"``, ``"papalexi_two_view"`` (the bundled
+        files; ``params`` may give ``path``), or ``"h5mu"`` (``params["path"]``: any jointly
+        measured ``.h5mu`` with ``obs["pair_id"]`` or shared ``obs_names``).
+    label_key
+        Label column (used for subsampling).
+    params
+        Keyword arguments of the loader.
+    setting
+        More keyword arguments of the loader (the setting being varied, e.g.
+        ``{"shared_fraction": 0.5}``); they override ``params``.
+    seed
+        Seed of the simulation (``simulate`` only) and of the subsampling.
+    subsample_per_label
+        Keep at most this many cells per label (random, seeded).
+    log1p
+        Normalise counts to 1e4 per cell and take ``log1p`` (counts kept in
+        ``layers["counts"]``), so that every learner reads the same continuous features.
+    modalities
+        Keep these two modalities (default: all, which must be two).
+
+    Returns
+    -------
+    Jointly measured MuData with ``obs["pair_id"]`` in each modality.
+    """
+    from .. import datasets
+
+    kw = {**dict(params or {}), **dict(setting or {})}
+    if loader == "simulate":
+        mdata = datasets.simulate(**kw, seed=seed)
+    elif loader == "snareseq":
+        mdata = datasets.snareseq(kw.get("path"))
+    elif loader == "citeseq_pbmc":
+        mdata = datasets.citeseq_pbmc(kw.get("path"))
+    elif loader == "papalexi_two_view":
+        mdata = datasets.papalexi_two_view(**kw)
+    elif loader == "h5mu":
+        if "path" not in kw:
+            raise KeyError("loader 'h5mu' needs `params: {path: FILE}`.")
+        mdata = md.read_h5mu(kw["path"])
+    else:
+        raise KeyError(f"Unknown dataset loader {loader!r}; known: {list(LOADERS)}.")
+    if modalities is not None:
+        mdata = _make_mudata(
+            {m: mdata.mod[m].copy() for m in modalities}, uns=copy.deepcopy(dict(mdata.uns))
+        )
+    if len(mdata.mod) != 2:
+        raise ValueError(f"the dataset must have two modalities, got {list(mdata.mod)}.")
+    if not all("pair_id" in mdata.mod[m].obs for m in mdata.mod):
+        ids = pd.Index(mdata.mod[next(iter(mdata.mod))].obs_names)
+        for m in mdata.mod:  # identify cells by obs_names; cells of one modality get new ids
+            pos = ids.get_indexer(mdata.mod[m].obs_names)
+            unmatched = np.flatnonzero(pos < 0)
+            pos[unmatched] = len(ids) + np.arange(unmatched.size)
+            mdata.mod[m].obs["pair_id"] = pos
+    if subsample_per_label is not None:
+        mdata = _subsample(mdata, label_key, int(subsample_per_label), seed)
+    if log1p:
+        for m in mdata.mod:
+            _log1p_normalise(mdata.mod[m])
+    for m in mdata.mod:
+        adata = mdata.mod[m]
+        if sparse.issparse(adata.X):
+            adata.X = adata.X.toarray()
+        adata.X = np.asarray(adata.X, dtype=np.float32)
+    return mdata
+
+
+# --------------------------------------------------------------------------------------------
+def heldout_label_folds(
+    labels: Sequence[str], n_folds: int, seed: int, keep: Sequence[str] = ()
+) -> list[list[str]]:
+    """Assign labels to ``n_folds`` folds at random (labels in ``keep`` are never held out).
+
+    Parameters
+    ----------
+    labels
+        The label set.
+    n_folds
+        Number of folds (at most the number of labels that can be held out).
+    seed
+        Seed of the assignment.
+    keep
+        Labels that always stay in training (e.g. the control).
+
+    Returns
+    -------
+    The held-out labels of each fold (sorted).
+    """
+    pool = sorted(set(map(str, labels)) - set(map(str, keep)))
+    if not 2 <= n_folds <= len(pool):
+        raise ValueError(
+            f"`n_folds` must be between 2 and the number of labels that can be held out "
+            f"({len(pool)}), got {n_folds}."
+        )
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [sorted(pool[i] for i in order[f::n_folds]) for f in range(n_folds)]
+
+
+def split_heldout_labels(
+    mdata: md.MuData,
+    label_key: str,
+    test_labels: Sequence[str],
+    *,
+    seed: int = 0,
+) -> tuple[md.MuData, md.MuData]:
+    """Hold out whole labels: their cells form the paired test set, unseen in training.
+
+    The cells (measured in both modalities) of ``test_labels`` are the test set, both
+    modalities kept. The cells of the other labels are split in two halves stratified by
+    label; the first modality is observed on one half, the second on the other (as in
+    :func:`groove_sc.data.split_weakly_paired`), and cells present in one modality only go to
+    that modality's training part. ``obs_names`` follow :func:`~groove_sc.data.split_weakly_paired`:
+    prefixed with the modality in training, shared in test.
+
+    Parameters
+    ----------
+    mdata
+        Jointly measured MuData with ``obs["pair_id"]`` in both modalities.
+    label_key
+        Label column.
+    test_labels
+        Labels held out.
+    seed
+        Seed of the split of the training cells between the modalities.
+
+    Returns
+    -------
+    ``(train, test)``.
+    """
+    from ..data._split import _stratified_mask
+
+    names = list(mdata.mod)
+    a, b = (mdata.mod[m] for m in names)
+    pid_a, pid_b = a.obs["pair_id"].to_numpy(), b.obs["pair_id"].to_numpy()
+    pos_b = pd.Index(pid_b).get_indexer(pid_a)
+    lab_a = a.obs[label_key].astype(str).to_numpy()
+    lab_b = b.obs[label_key].astype(str).to_numpy()
+    held = set(map(str, test_labels))
+    is_test_a = np.isin(lab_a, list(held)) & (pos_b >= 0)
+    test_a = np.flatnonzero(is_test_a)
+    if test_a.size < 2:
+        raise ValueError(f"fewer than two paired cells carry the held-out labels {sorted(held)}.")
+    test_b = pos_b[test_a]
+    in_test_b = np.zeros(b.n_obs, dtype=bool)
+    in_test_b[test_b] = True
+    # training candidates: not held-out labels
+    train_a_all = np.flatnonzero(~np.isin(lab_a, list(held)))
+    train_b_all = np.flatnonzero(~np.isin(lab_b, list(held)) & ~in_test_b)
+    paired = train_a_all[pos_b[train_a_all] >= 0]
+    only_a = train_a_all[pos_b[train_a_all] < 0]
+    only_b = np.setdiff1d(train_b_all, pos_b[paired])
+    rng = np.random.default_rng(seed)
+    _, codes = np.unique(lab_a[paired], return_inverse=True)
+    n_per = np.bincount(codes)
+    extra = rng.integers(0, 2, size=n_per.size)
+    to_a = _stratified_mask(codes, n_per // 2 + (n_per % 2) * extra, rng)
+    rows_a = np.sort(np.concatenate([paired[to_a], only_a]))
+    rows_b = np.sort(np.concatenate([pos_b[paired[~to_a]], only_b]))
+
+    def sub(x: ad.AnnData, rows: np.ndarray, obs_names: pd.Index) -> ad.AnnData:
+        out = x[rows].copy()
+        out.obs_names = obs_names
+        col = x.obs[label_key]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            out.obs[label_key] = out.obs[label_key].cat.set_categories(col.cat.categories)
+        return out
+
+    base_a = np.char.add("cell", pid_a.astype(str))
+    base_b = np.char.add("cell", pid_b.astype(str))
+    train_mods = {
+        names[0]: sub(a, rows_a, pd.Index(np.char.add(f"{names[0]}:", base_a[rows_a]))),
+        names[1]: sub(b, rows_b, pd.Index(np.char.add(f"{names[1]}:", base_b[rows_b]))),
+    }
+    test_names = pd.Index(base_a[test_a])
+    test_mods = {
+        names[0]: sub(a, test_a, test_names),
+        names[1]: sub(b, test_b, test_names),
+    }
+    record = {
+        "protocol": "labels",
+        "seed": int(seed),
+        "label_key": label_key,
+        "test_labels": sorted(held),
+        "modalities": names,
+        "n_test": int(test_a.size),
+    }
+    out = []
+    for mods, role in ((train_mods, "train"), (test_mods, "test")):
+        uns = copy.deepcopy(dict(mdata.uns))
+        uns["split"] = {**record, "role": role}
+        out.append(_make_mudata(mods, uns=uns))
+    return out[0], out[1]
+
+
+def iter_splits(
+    mdata: md.MuData,
+    label_key: str,
+    protocol: str,
+    *,
+    seed: int,
+    test_size: float = 0.2,
+    n_folds: int = 5,
+    folds: Sequence[int] | None = None,
+    keep_labels: Sequence[str] = (),
+) -> Iterator[Split]:
+    """The train/test splits of one protocol.
+
+    Parameters
+    ----------
+    mdata
+        Jointly measured MuData.
+    label_key
+        Label column.
+    protocol
+        ``"heldout_cells"``: one :func:`groove_sc.data.split_weakly_paired` split with
+        ``test_size``. ``"heldout_labels"``: ``n_folds`` folds over the labels (Ryu et al.
+        2024), each fold's labels unseen in training (:func:`split_heldout_labels`).
+    seed
+        Seed of the split (and of the fold assignment).
+    test_size
+        Fraction of paired cells held out (``heldout_cells``).
+    n_folds
+        Number of label folds (``heldout_labels``).
+    folds
+        Run only these folds (default: all).
+    keep_labels
+        Labels never held out (``heldout_labels``), e.g. the control.
+
+    Yields
+    ------
+    :class:`Split`
+    """
+    from ..data import split_weakly_paired
+
+    if protocol == "heldout_cells":
+        train, test = split_weakly_paired(mdata, label_key, test_size=test_size, seed=seed)
+        yield Split(protocol, 0, train, test, {"n_test": test.mod[next(iter(test.mod))].n_obs})
+    elif protocol == "heldout_labels":
+        first = mdata.mod[next(iter(mdata.mod))]
+        labels = first.obs[label_key].astype(str).unique()
+        keep = [k for k in keep_labels if k in set(labels)]
+        assignment = heldout_label_folds(labels, n_folds, seed, keep)
+        for f in folds if folds is not None else range(n_folds):
+            train, test = split_heldout_labels(mdata, label_key, assignment[f], seed=seed)
+            info = {"test_labels": assignment[f], "n_test": test.mod[next(iter(test.mod))].n_obs}
+            yield Split(protocol, int(f), train, test, info)
+    else:
+        raise KeyError(f"Unknown protocol {protocol!r}; known: 'heldout_cells', 'heldout_labels'.")

@@ -1,0 +1,585 @@
+"""The combinatorial benchmark: datasets x settings x protocols x seeds x learners x aligners."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from mudata import MuData
+
+from ._data import iter_splits, load_dataset
+from ._learners import Learner, make_learner
+
+__all__ = [
+    "COUPLING_METRICS",
+    "LATENT_METRICS",
+    "RESULT_COLUMNS",
+    "load_config",
+    "run",
+    "score_coupling",
+]
+
+#: Columns of the tidy results table, in order.
+RESULT_COLUMNS = [
+    "dataset",
+    "setting",
+    "protocol",
+    "fold",
+    "learner",
+    "aligner",
+    "seed",
+    "metric",
+    "value",
+    "seconds",
+    "status",
+    "error",
+]
+#: Metrics of every (learner, aligner) cell, read through the coupling.
+COUPLING_METRICS = [
+    "trace",
+    "trace_ratio",
+    "foscttm_barycentric",
+    "label_transfer_accuracy",
+    "impute_pearson_cell",
+    "impute_pearson_cell_delta",
+    "impute_pearson_feature",
+    "impute_mse",
+]
+#: Metrics of the learner's shared space (learners with ``shared_space`` only).
+LATENT_METRICS = ["foscttm", "label_transfer_latent"]
+#: Aligner methods that need both modalities in one space.
+SHARED_SPACE_METHODS = ("sinkhorn", "emd", "fgw")
+
+DEFAULT_LEARNERS = [
+    "groove",
+    "groove_no_groupclip",
+    "groove_no_backtranslation",
+    "autoencoder",
+    "clip_random_pairs",
+    "vae_adversarial",
+    "propensity_score",
+    "pca",
+]
+DEFAULT_ALIGNERS = {
+    "uniform": {"method": "uniform"},
+    "sinkhorn": {"method": "sinkhorn"},
+    "emd": {"method": "emd"},
+    "gw": {"method": "gw"},
+    "fgw": {"method": "fgw"},
+    "coot": {"method": "coot"},
+}
+_PROTOCOLS = ("heldout_cells", "heldout_labels")
+_REP = "X_benchmark"
+_KEY = "benchmark_coupling"
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """Read (YAML file) and normalise a benchmark configuration.
+
+    A configuration is a mapping with the keys below (all but ``datasets`` optional)::
+
+        name: simulation            # used in output names
+        seeds: [0, 1, 2, 3, 4]      # each seed: data (simulate), split, learner init/training
+        n_threads: 1                # torch CPU threads during the run
+        protocols:                  # protocol -> options (default: heldout_cells only)
+          heldout_cells: {test_size: 0.2}
+          heldout_labels: {n_folds: 5, folds: [0, 1], keep_labels: [control]}
+        datasets:                   # name -> options (or a list of mappings with `name`)
+          simulation:
+            loader: simulate        # simulate | snareseq | citeseq_pbmc | papalexi_two_view | h5mu
+            label_key: perturbation
+            eval_label_key: perturbation_true   # label for the label-transfer metrics
+            params: {n_perturbations: 20}       # loader keyword arguments
+            settings:                           # setting name -> extra loader arguments
+              rho=1.0: {shared_fraction: 1.0}
+            data_seed: run          # "run": the seed of the run (simulate); an int: fixed
+            subsample_per_label: null
+            log1p: false
+            protocols: [heldout_cells]          # subset of the protocols for this dataset
+            protocol_options: {heldout_labels: {n_folds: 4}}   # per-dataset overrides
+        learner_defaults: {max_epochs: 100, n_latent: 16}
+        learners:                   # name -> options (`kind` when the name is not a kind)
+          groove: {}
+          groove_tau0.5: {kind: groove, tau: 0.5}
+        aligners:                   # name -> groove_sc.tl.align keyword arguments
+          sinkhorn: {method: sinkhorn, epsilon: 0.05}
+
+    Parameters
+    ----------
+    config
+        Path of a YAML file, or the mapping itself.
+
+    Returns
+    -------
+    The normalised configuration (a new dict; defaults filled in).
+
+    Raises
+    ------
+    KeyError, ValueError
+        On unknown protocols, loaders, learners or missing required keys.
+    """
+    if isinstance(config, (str, Path)):
+        import yaml
+
+        with open(config) as fh:
+            cfg = yaml.safe_load(fh)
+        cfg.setdefault("name", Path(config).stem)
+    else:
+        cfg = copy.deepcopy(dict(config))
+    cfg.setdefault("name", "benchmark")
+    seeds = cfg.get("seeds", [0])
+    cfg["seeds"] = [int(s) for s in (seeds if isinstance(seeds, (list, tuple)) else [seeds])]
+    cfg["n_threads"] = cfg.get("n_threads", 1)
+    protocols = cfg.get("protocols") or {"heldout_cells": {}}
+    if isinstance(protocols, (list, tuple)):
+        protocols = {p: {} for p in protocols}
+    for p in protocols:
+        if p not in _PROTOCOLS:
+            raise KeyError(f"Unknown protocol {p!r}; known: {list(_PROTOCOLS)}.")
+    cfg["protocols"] = {p: dict(o or {}) for p, o in protocols.items()}
+
+    datasets = cfg.get("datasets")
+    if not datasets:
+        raise KeyError("the configuration needs `datasets`.")
+    if isinstance(datasets, Mapping):
+        datasets = [{"name": k, **dict(v or {})} for k, v in datasets.items()]
+    norm = []
+    for d in datasets:
+        d = dict(d)
+        if "name" not in d:
+            raise KeyError(f"a dataset entry has no `name`: {d}.")
+        d.setdefault("loader", d["name"])
+        if "label_key" not in d:
+            raise KeyError(f"dataset {d['name']!r} needs `label_key`.")
+        d.setdefault("eval_label_key", d["label_key"])
+        d["params"] = dict(d.get("params") or {})
+        settings = d.get("settings") or {"": {}}
+        if isinstance(settings, (list, tuple)):
+            settings = {
+                str(s.get("name", i)): dict(s.get("params", s)) for i, s in enumerate(settings)
+            }
+        d["settings"] = {str(k): dict(v or {}) for k, v in settings.items()}
+        d.setdefault("data_seed", "run" if d["loader"] == "simulate" else 0)
+        d.setdefault("subsample_per_label", None)
+        d.setdefault("log1p", False)
+        d.setdefault("modalities", None)
+        d["protocols"] = list(d.get("protocols") or cfg["protocols"])
+        d["protocol_options"] = {
+            p: dict(o or {}) for p, o in (d.get("protocol_options") or {}).items()
+        }
+        for p in d["protocols"]:
+            if p not in cfg["protocols"]:
+                raise KeyError(
+                    f"dataset {d['name']!r} asks for protocol {p!r}, which is not in "
+                    f"`protocols` ({list(cfg['protocols'])})."
+                )
+        norm.append(d)
+    cfg["datasets"] = norm
+
+    learners = cfg.get("learners") or DEFAULT_LEARNERS
+    if isinstance(learners, (list, tuple)):
+        learners = {name: {} for name in learners}
+    cfg["learners"] = {k: dict(v or {}) for k, v in learners.items()}
+    cfg["learner_defaults"] = dict(cfg.get("learner_defaults") or {})
+    for name, params in cfg["learners"].items():  # fail early on unknown kinds
+        make_learner(name, params, cfg["learner_defaults"])
+
+    aligners = cfg.get("aligners") or DEFAULT_ALIGNERS
+    if isinstance(aligners, (list, tuple)):
+        aligners = {a: {"method": a} for a in aligners}
+    cfg["aligners"] = {k: {"method": k, **dict(v or {})} for k, v in aligners.items()}
+    return cfg
+
+
+def _protocol_options(cfg: Mapping[str, Any], d: Mapping[str, Any], protocol: str) -> dict:
+    return {**cfg["protocols"][protocol], **d["protocol_options"].get(protocol, {})}
+
+
+def _n_folds(cfg: Mapping[str, Any], d: Mapping[str, Any], protocol: str) -> int:
+    opts = _protocol_options(cfg, d, protocol)
+    if protocol == "heldout_cells":
+        return 1
+    folds = opts.get("folds")
+    return len(folds) if folds is not None else int(opts.get("n_folds", 5))
+
+
+def _count_units(cfg: Mapping[str, Any]) -> int:
+    total = 0
+    for d in cfg["datasets"]:
+        per_seed = sum(_n_folds(cfg, d, p) for p in d["protocols"])
+        total += len(d["settings"]) * len(cfg["seeds"]) * per_seed * len(cfg["learners"])
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------
+def _mean2(a: float, b: float) -> float:
+    vals = [v for v in (a, b) if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def score_coupling(
+    test: MuData,
+    *,
+    label_key: str,
+    eval_label_key: str | None = None,
+    coupling_key: str = _KEY,
+) -> dict[str, float]:
+    """Score a coupling of the paired test cells: matching and imputation, both directions.
+
+    Every metric is the mean of its reading from the first modality to the second and back
+    (the same coupling, transposed). The barycentric FOSCTTM and the imputation are computed in
+    each target modality's own feature space ``.X`` (the same for every learner, so values are
+    comparable across learners and aligners), as SCOT does.
+
+    Parameters
+    ----------
+    test
+        Paired test MuData holding the coupling in ``obsp[coupling_key]``.
+    label_key
+        Label column the coupling was restricted by (for the uniform reference of the trace).
+    eval_label_key
+        Label column for the label transfer accuracy (e.g. the true label when the observed
+        one is noisy); default ``label_key``.
+    coupling_key
+        Key of the coupling.
+
+    Returns
+    -------
+    The :data:`COUPLING_METRICS`.
+    """
+    from ..tl import imputation_metrics, impute, matching_metrics
+
+    a, b = list(test.mod)
+    reads = []
+    for s, t in ((a, b), (b, a)):
+        mm = matching_metrics(
+            test,
+            coupling_key=coupling_key,
+            source=s,
+            target=t,
+            group_key=label_key,
+            use_rep="X",
+            label_key=eval_label_key or label_key,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            impute(test, coupling_key=coupling_key, source=s, target=t, key_added="_bench_imputed")
+            im = imputation_metrics(test.mod[s].obsm["_bench_imputed"], test.mod[t])
+        del test.mod[s].obsm["_bench_imputed"]
+        reads.append(
+            {
+                "trace": mm["trace"],
+                "trace_ratio": mm["trace_ratio"],
+                "foscttm_barycentric": mm["foscttm_barycentric"],
+                "label_transfer_accuracy": mm["label_transfer_accuracy"],
+                "impute_pearson_cell": im["pearson_cell"],
+                "impute_pearson_cell_delta": im["pearson_cell_delta"],
+                "impute_pearson_feature": im["pearson_feature"],
+                "impute_mse": im["mse"],
+            }
+        )
+    return {k: _mean2(reads[0][k], reads[1][k]) for k in COUPLING_METRICS}
+
+
+def _latent_metrics(emb: Mapping[str, np.ndarray], test: MuData, label_key: str) -> dict:
+    from ..tl import foscttm, label_transfer_accuracy
+
+    a, b = list(test.mod)
+    za, zb = emb[a], emb[b]
+    la = test.mod[a].obs[label_key].astype(str).to_numpy()
+    lb = test.mod[b].obs[label_key].astype(str).to_numpy()
+    transfer = (
+        label_transfer_accuracy(za, la, zb, lb) + label_transfer_accuracy(zb, lb, za, la)
+    ) / 2
+    return {"foscttm": foscttm(za, zb), "label_transfer_latent": transfer}
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "scvi", "pytorch_lightning")
+    old = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for n, level in old.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def _rows(
+    base: dict[str, Any],
+    values: Mapping[str, float],
+    metrics: list[str],
+    seconds: float,
+    status: str = "ok",
+    error: str = "",
+) -> list[dict[str, Any]]:
+    return [
+        {
+            **base,
+            "metric": m,
+            "value": float(values.get(m, np.nan)),
+            "seconds": float(seconds),
+            "status": status,
+            "error": error,
+        }
+        for m in metrics
+    ]
+
+
+def _error_text(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:500]
+
+
+def _run_unit(
+    learner: Learner,
+    split: Any,
+    cfg: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+    base: dict[str, Any],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Fit one learner on one split and score it with every aligner."""
+    from ..tl import align
+
+    label_key, eval_key = dataset["label_key"], dataset["eval_label_key"]
+    metrics = list(COUPLING_METRICS) + (list(LATENT_METRICS) if learner.shared_space else [])
+    rows: list[dict[str, Any]] = []
+    test = split.test
+    try:
+        start = time.perf_counter()
+        learner.fit(split.train, label_key, seed)
+        emb = learner.transform(test)
+        fit_seconds = time.perf_counter() - start
+        for m, z in emb.items():
+            if not np.isfinite(z).all():
+                raise FloatingPointError(f"embedding of {m!r} has non-finite values")
+    except Exception as exc:  # a failed fit is recorded for each aligner, never fatal
+        err = _error_text(exc)
+        for aligner in cfg["aligners"]:
+            rows += _rows({**base, "aligner": aligner}, {}, metrics, np.nan, "failed", err)
+        return rows
+    latent = _latent_metrics(emb, test, eval_key) if learner.shared_space else {}
+    for m, z in emb.items():
+        test.mod[m].obsm[_REP] = z
+    for aligner, params in cfg["aligners"].items():
+        params = dict(params)
+        row_base = {**base, "aligner": aligner}
+        method = params.get("method")
+        if method in SHARED_SPACE_METHODS and not learner.shared_space and "use_rep" not in params:
+            rows += _rows(row_base, {}, metrics, np.nan, "not_applicable")
+            continue
+        params.setdefault("use_rep", _REP)
+        try:
+            start = time.perf_counter()
+            source, target = list(test.mod)
+            align(
+                test,
+                source=source,
+                target=target,
+                group_key=label_key,
+                key_added=_KEY,
+                **params,
+            )
+            seconds = fit_seconds + time.perf_counter() - start
+            values = {**score_coupling(test, label_key=label_key, eval_label_key=eval_key)}
+            values.update(latent)
+            rows += _rows(row_base, values, metrics, seconds)
+        except Exception as exc:
+            rows += _rows(row_base, {}, metrics, np.nan, "failed", _error_text(exc))
+        finally:
+            if _KEY in test.obsp:
+                del test.obsp[_KEY]
+            test.uns.pop(_KEY, None)
+    for m in emb:
+        del test.mod[m].obsm[_REP]
+    return rows
+
+
+def run(
+    config: str | Path | Mapping[str, Any],
+    *,
+    progress: bool = True,
+    results_path: str | Path | None = None,
+    resume: bool = False,
+) -> pd.DataFrame:
+    """Run the combinatorial benchmark and return the tidy results table.
+
+    For each dataset, setting and seed the jointly measured data are loaded (or simulated,
+    with the seed), split by each protocol (``heldout_cells``: one weakly paired split;
+    ``heldout_labels``: k folds over the labels, the test fold's labels unseen in training);
+    each learner is fitted on the weakly paired training cells and embeds the paired test
+    cells; each aligner couples the test cells of the two modalities within labels on that
+    embedding; the coupling is scored against the true pairs (:func:`score_coupling`) and the
+    embedding by the latent FOSCTTM and 1-NN label transfer. A learner without a shared space
+    (``pca``) is not combined with ``sinkhorn``/``emd``/``fgw`` (``status="not_applicable"``).
+    A fit or an alignment that raises is recorded (``status="failed"``, ``error``), never fatal.
+    The same configuration and seeds give the same values (``seconds`` aside).
+
+    Parameters
+    ----------
+    config
+        A YAML file or a mapping, see :func:`load_config`.
+    progress
+        Show a progress bar over the (dataset, setting, seed, protocol, fold, learner) units.
+    results_path
+        Append each unit's rows to this CSV as soon as they are computed (a long run that is
+        interrupted keeps what it did).
+    resume
+        With ``results_path``: skip the units already in that file and return old and new rows.
+
+    Returns
+    -------
+    DataFrame with the columns :data:`RESULT_COLUMNS`: one row per dataset, setting, protocol,
+    fold, learner, aligner, seed and metric. ``seconds`` is the learner's fit and embedding
+    time plus the aligner's time for that cell; ``status`` is ``"ok"``, ``"failed"`` or
+    ``"not_applicable"`` (value NaN) and ``error`` the error message of a failure.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = load_config(config)
+    done: set[tuple] = set()
+    old = None
+    if results_path is not None:
+        results_path = Path(results_path)
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and results_path.exists():
+            old = pd.read_csv(results_path, keep_default_na=False, na_values=[""])
+            old["setting"] = old["setting"].fillna("").astype(str)
+            keys = ["dataset", "setting", "protocol", "fold", "seed", "learner"]
+            done = set(old[keys].drop_duplicates().itertuples(index=False, name=None))
+        elif results_path.exists():
+            results_path.unlink()
+    all_rows: list[dict[str, Any]] = []
+    bar = tqdm(total=_count_units(cfg), disable=not progress, desc=cfg["name"], unit="fit")
+    with _threads(cfg["n_threads"]), _quiet():
+        for d in cfg["datasets"]:
+            for setting, extra in d["settings"].items():
+                for seed in cfg["seeds"]:
+                    data_seed = seed if d["data_seed"] == "run" else int(d["data_seed"])
+                    base0 = {"dataset": d["name"], "setting": setting, "seed": seed}
+                    try:
+                        mdata = load_dataset(
+                            d["loader"],
+                            label_key=d["label_key"],
+                            params=d["params"],
+                            setting=extra,
+                            seed=data_seed,
+                            subsample_per_label=d["subsample_per_label"],
+                            log1p=d["log1p"],
+                            modalities=d["modalities"],
+                        )
+                    except Exception as exc:
+                        n = sum(_n_folds(cfg, d, p) for p in d["protocols"])
+                        n *= len(cfg["learners"])
+                        bar.update(n)
+                        all_rows += _failed_dataset(cfg, d, base0, _error_text(exc), results_path)
+                        continue
+                    for protocol in d["protocols"]:
+                        opts = _protocol_options(cfg, d, protocol)
+                        try:
+                            splits = list(
+                                iter_splits(mdata, d["label_key"], protocol, seed=seed, **opts)
+                            )
+                        except Exception as exc:
+                            bar.update(_n_folds(cfg, d, protocol) * len(cfg["learners"]))
+                            rows = []
+                            for learner in cfg["learners"]:
+                                rows += _rows(
+                                    {
+                                        **base0,
+                                        "protocol": protocol,
+                                        "fold": 0,
+                                        "learner": learner,
+                                        "aligner": "",
+                                    },
+                                    {},
+                                    ["split"],
+                                    np.nan,
+                                    "failed",
+                                    _error_text(exc),
+                                )
+                            all_rows += _flush(rows, results_path)
+                            continue
+                        for split in splits:
+                            for name, params in cfg["learners"].items():
+                                key = (d["name"], setting, protocol, split.fold, seed, name)
+                                bar.set_postfix_str(f"{d['name']} {setting} {protocol} {name}")
+                                if key in done:
+                                    bar.update(1)
+                                    continue
+                                learner = make_learner(name, params, cfg["learner_defaults"])
+                                base = {
+                                    **base0,
+                                    "protocol": protocol,
+                                    "fold": split.fold,
+                                    "learner": name,
+                                }
+                                rows = _run_unit(learner, split, cfg, d, base, seed)
+                                all_rows += _flush(rows, results_path)
+                                bar.update(1)
+    bar.close()
+    out = pd.DataFrame(all_rows, columns=RESULT_COLUMNS)
+    if old is not None:
+        out = pd.concat([old[RESULT_COLUMNS], out], ignore_index=True)
+    return out
+
+
+def _flush(rows: list[dict[str, Any]], path: Path | None) -> list[dict[str, Any]]:
+    if path is not None and rows:
+        df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        df.to_csv(path, mode="a", header=not path.exists(), index=False)
+    return rows
+
+
+def _failed_dataset(
+    cfg: Mapping[str, Any], d: Mapping[str, Any], base0: dict, err: str, path: Path | None
+) -> list[dict[str, Any]]:
+    rows = []
+    for protocol in d["protocols"]:
+        for learner in cfg["learners"]:
+            rows += _rows(
+                {**base0, "protocol": protocol, "fold": 0, "learner": learner, "aligner": ""},
+                {},
+                ["load"],
+                np.nan,
+                "failed",
+                err,
+            )
+    return _flush(rows, path)
