@@ -28,6 +28,7 @@ import warnings
 import mudata
 import numpy as np
 import pandas as pd
+import torch
 
 import groove_sc as gs
 
@@ -95,7 +96,9 @@ def main() -> None:
     parser.add_argument("--path", default=None, help="citeseq_pbmc_1000.h5mu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     mudata.set_options(pull_on_update=False)
@@ -114,7 +117,9 @@ def main() -> None:
         f"CITE-seq PBMC, weakly paired split (test_size 0.2), GROOVE latent, "
         f"{len(args.seeds)} seeds, {args.epochs} epochs; rna -> adt within labels"
     )
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
+    with pd.option_context(
+        "display.float_format", "{:.3f}".format, "display.width", 250, "display.max_columns", 20
+    ):
         print(summary)
     print(f"latent FOSCTTM of the test pairs: {np.nanmean(df['latent_foscttm']):.3f}")
 

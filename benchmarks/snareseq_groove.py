@@ -22,6 +22,7 @@ import warnings
 
 import mudata
 import pandas as pd
+import torch
 
 import groove_sc as gs
 
@@ -74,7 +75,9 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     mudata.set_options(pull_on_update=False)
