@@ -177,15 +177,20 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     if args.command == "demo":
-        demo(
-            args.out,
-            n_perturbations=args.perturbations,
-            cells_per_perturbation=args.cells_per_perturbation,
-            shared_fraction=args.shared_fraction,
-            max_epochs=args.epochs,
-            seed=args.seed,
-            progress_bar=not args.no_progress,
-        )
+        try:
+            demo(
+                args.out,
+                n_perturbations=args.perturbations,
+                cells_per_perturbation=args.cells_per_perturbation,
+                shared_fraction=args.shared_fraction,
+                max_epochs=args.epochs,
+                seed=args.seed,
+                progress_bar=not args.no_progress,
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            # bad input (e.g. --perturbations 0): a one-line usage error, exit status 2
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            p_demo.error(str(message))
     return 0
 
 

@@ -29,6 +29,13 @@ def check_mudata(mdata: object, argument: str = "mdata") -> MuData:
                 f"`{argument}.mod[{name!r}]` is a view of an AnnData; pass a MuData built from "
                 "copies (e.g. `adata[mask].copy()`)."
             )
+        if not mod.obs_names.is_unique:
+            dup = mod.obs_names[mod.obs_names.duplicated()].unique()
+            raise ValueError(
+                f"`{argument}.mod[{name!r}].obs_names` are not unique ({len(dup)} repeated, e.g. "
+                f"{list(dup[:3])}); call `{argument}.mod[{name!r}].obs_names_make_unique()` and "
+                f"`{argument}.update()` first."
+            )
     return mdata
 
 

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from lightning.pytorch.callbacks import ModelCheckpoint
 from mudata import MuData
 from scipy import sparse
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
 from scvi.model._utils import get_max_epochs_heuristic
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
+from scvi.train import SaveCheckpoint, TrainRunner
 
 from ..data._datamodule import GrooveDataModule, PairedStepDataset
 from ..data._validate import (
@@ -120,6 +121,11 @@ class GROOVE(BaseModelClass):
         projection_head: bool = False,
         seed: int = 0,
     ):
+        for name, value in (("n_latent", n_latent), ("n_hidden", n_hidden), ("n_layers", n_layers)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        if not 0 <= dropout_rate < 1:
+            raise ValueError(f"`dropout_rate` must be in [0, 1), got {dropout_rate!r}.")
         super().__init__(mdata)
         args = self.adata_manager.registry["setup_args"]
         self.modalities: list[str] = list(args["modalities"])
@@ -277,51 +283,63 @@ class GROOVE(BaseModelClass):
                 UserWarning,
                 stacklevel=2,
             )
-        vocabulary = sorted(sets[0] | sets[1])
-        for m in modalities:
-            mdata.mod[m].obs[LABELS_COLUMN] = pd.Categorical(
-                label_cols[m].to_numpy(), categories=vocabulary
-            )
+        # registration writes obs columns and uns keys: undo them if it fails part-way
+        saved = {m: (mdata.mod[m].obs.copy(), set(mdata.mod[m].uns)) for m in mdata.mod}
+        saved_uns = set(mdata.uns)
+        try:
+            vocabulary = sorted(sets[0] | sets[1])
+            for m in modalities:
+                mdata.mod[m].obs[LABELS_COLUMN] = pd.Categorical(
+                    label_cols[m].to_numpy(), categories=vocabulary
+                )
 
-        setup_method_args = cls._get_setup_method_args(
-            cls=cls,
-            mdata=mdata,
-            perturbation_key=perturbation_key,
-            modalities=modalities,
-            layers=layers,
-            batch_key=batch_key,
-        )
-        mudata_fields = []
-        for m in modalities:
-            mudata_fields.append(
-                fields.MuDataLayerField(
-                    _registry_key(m, "X"),
-                    layers[m],
-                    mod_key=m,
-                    is_count_data=False,
-                    mod_required=True,
-                )
+            setup_method_args = cls._get_setup_method_args(
+                cls=cls,
+                mdata=mdata,
+                perturbation_key=perturbation_key,
+                modalities=modalities,
+                layers=layers,
+                batch_key=batch_key,
             )
-            mudata_fields.append(
-                fields.MuDataCategoricalObsField(
-                    _registry_key(m, "labels"), LABELS_COLUMN, mod_key=m, mod_required=True
-                )
-            )
-            if batch_key is not None:
+            mudata_fields = []
+            for m in modalities:
                 mudata_fields.append(
-                    fields.MuDataCategoricalObsField(
-                        _registry_key(m, "batch"), batch_key, mod_key=m, mod_required=True
+                    fields.MuDataLayerField(
+                        _registry_key(m, "X"),
+                        layers[m],
+                        mod_key=m,
+                        is_count_data=False,
+                        mod_required=True,
                     )
                 )
-        adata_manager = AnnDataManager(
-            fields=mudata_fields,
-            setup_method_args=setup_method_args,
-            validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
-        )
-        if source_registry is not None:
-            kwargs.setdefault("extend_categories", True)  # unseen labels are fine at inference
-        adata_manager.register_fields(mdata, **kwargs)
-        cls.register_manager(adata_manager)
+                mudata_fields.append(
+                    fields.MuDataCategoricalObsField(
+                        _registry_key(m, "labels"), LABELS_COLUMN, mod_key=m, mod_required=True
+                    )
+                )
+                if batch_key is not None:
+                    mudata_fields.append(
+                        fields.MuDataCategoricalObsField(
+                            _registry_key(m, "batch"), batch_key, mod_key=m, mod_required=True
+                        )
+                    )
+            adata_manager = AnnDataManager(
+                fields=mudata_fields,
+                setup_method_args=setup_method_args,
+                validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+            )
+            if source_registry is not None:
+                kwargs.setdefault("extend_categories", True)  # unseen labels are fine at inference
+            adata_manager.register_fields(mdata, **kwargs)
+            cls.register_manager(adata_manager)
+        except BaseException:
+            for m, (obs, uns_keys) in saved.items():
+                mdata.mod[m].obs = obs
+                for k in set(mdata.mod[m].uns) - uns_keys:
+                    del mdata.mod[m].uns[k]
+            for k in set(mdata.uns) - saved_uns:
+                del mdata.uns[k]
+            raise
 
     @classmethod
     def setup_anndata(cls, *args, **kwargs):
@@ -451,12 +469,28 @@ class GROOVE(BaseModelClass):
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (e.g. ``strategy``, ``callbacks``,
             ``enable_progress_bar``, ``ckpt_path``).
+
+        Notes
+        -----
+        **Checkpoints and resuming.** Pass a Lightning
+        :class:`~lightning.pytorch.callbacks.ModelCheckpoint` in ``callbacks`` to write
+        resumable ``.ckpt`` files (weights, optimiser state, epoch), e.g.
+        ``ModelCheckpoint(dirpath="ckpt", save_last=True)`` every epoch, or
+        ``monitor="loss_validation"`` to keep the best. After an interruption, build the model
+        again on the same data and continue with ``model.train(max_epochs=N,
+        ckpt_path="ckpt/last.ckpt")``: training resumes at the epoch after the checkpoint and
+        runs to ``max_epochs`` (the total, not the number of further epochs); :attr:`history`
+        then holds the resumed epochs. Use the same ``seed``, ``batch_size`` and
+        ``validation_size`` as the interrupted run.
         """
         if max_epochs is None:
             n_max = max(self.adata.mod[m].n_obs for m in self.modalities)
             max_epochs = get_max_epochs_heuristic(n_max)
-        if max_epochs < 1:
-            raise ValueError(f"`max_epochs` must be >= 1, got {max_epochs}.")
+        if not _is_int(max_epochs) or max_epochs < 1:
+            raise ValueError(f"`max_epochs` must be an integer >= 1, got {max_epochs!r}.")
+        for name, value in (("batch_size", batch_size), ("cells_per_label", cells_per_label)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
         datamodule = GrooveDataModule(
             self._step_dataset(),
             [self._labels(m) for m in self.modalities],
@@ -479,6 +513,14 @@ class GROOVE(BaseModelClass):
         trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
         if check_val_every_n_epoch is not None:
             trainer_kwargs.setdefault("check_val_every_n_epoch", check_val_every_n_epoch)
+        # scvi's Trainer turns Lightning checkpointing off unless its own SaveCheckpoint (which
+        # saves scvi model directories, not resumable .ckpt files) is used, and Lightning then
+        # refuses a ModelCheckpoint: attach plain ModelCheckpoint callbacks after construction.
+        callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
+        checkpoints = [
+            c for c in callbacks if isinstance(c, ModelCheckpoint) and type(c) is not SaveCheckpoint
+        ]
+        trainer_kwargs["callbacks"] = [c for c in callbacks if all(c is not k for k in checkpoints)]
         runner = self._train_runner_cls(
             self,
             training_plan=plan,
@@ -488,6 +530,8 @@ class GROOVE(BaseModelClass):
             devices=devices,
             **trainer_kwargs,
         )
+        if checkpoints:
+            runner.trainer.callbacks.extend(checkpoints)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             runner()
@@ -536,6 +580,8 @@ class GROOVE(BaseModelClass):
         return codes
 
     def _iterate(self, x, batch_size: int):
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start : start + batch_size]
             chunk = chunk.toarray() if sparse.issparse(chunk) else np.asarray(chunk)
@@ -653,6 +699,10 @@ class GROOVE(BaseModelClass):
         )
         out.uns["groove_translation"] = {"source": source, "target": target}
         return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _column_mean_std(x) -> tuple[np.ndarray, np.ndarray]:

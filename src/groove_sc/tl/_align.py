@@ -430,6 +430,9 @@ def _validate(mdata: MuData, **kw: Any) -> _Options:
             )
     if kw["source"] == kw["target"]:
         raise ValueError("`source` and `target` must be different modalities.")
+    for arg in ("source", "target"):
+        if mdata.mod[kw[arg]].n_obs == 0:
+            raise ValueError(f"`{arg}`={kw[arg]!r} has no cells; there is nothing to align.")
     method = kw["method"]
     if method not in _METHODS:
         raise ValueError(f"Unknown `method`={method!r}; choose one of {list(_METHODS)}.")
@@ -642,10 +645,12 @@ def _make_blocks(
             f"{opts.target!r}; a labeled coupling would be empty."
         )
     if only_s or only_t:
+        n_s = int(pd.Series(ls, dtype=object).isin(only_s).sum())
+        n_t = int(pd.Series(lt, dtype=object).isin(only_t).sum())
         warnings.warn(
-            f"Labels present in only one modality are left unmatched (their cells get zero "
-            f"mass): only in {opts.source!r}: [{_format_labels(only_s)}]; only in "
-            f"{opts.target!r}: [{_format_labels(only_t)}].",
+            f"Labels present in only one modality are left unmatched ({n_s} source and {n_t} "
+            f"target cells get zero mass): only in {opts.source!r}: [{_format_labels(only_s)}]; "
+            f"only in {opts.target!r}: [{_format_labels(only_t)}].",
             UserWarning,
             stacklevel=3,
         )

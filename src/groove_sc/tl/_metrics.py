@@ -143,8 +143,15 @@ def label_transfer_accuracy(
             "`x_source` and `x_target` must be 2-D arrays with the same number of columns, "
             f"got {x_source.shape} and {x_target.shape}."
         )
-    if len(labels_source) != len(x_source) or len(labels_target) != len(x_target):
-        raise ValueError("Each label array must have one entry per row of its embedding.")
+    for side, labels, x in (
+        ("source", labels_source, x_source),
+        ("target", labels_target, x_target),
+    ):
+        if len(labels) != len(x):
+            raise ValueError(
+                f"`labels_{side}` has {len(labels)} entries but `x_{side}` has {len(x)} rows; "
+                "each label array must have one entry per row of its embedding."
+            )
     if len(x_source) == 0 or len(x_target) == 0:
         raise ValueError("Label transfer needs at least one source and one target cell.")
     k = int(min(n_neighbors, len(x_source)))
