@@ -80,6 +80,17 @@ def headline(df: pd.DataFrame, metric: str) -> str:
     return md_table(pd.DataFrame(rows))
 
 
+def pooled(df: pd.DataFrame, metric: str, by: tuple[str, ...]) -> str:
+    """GROOVE against the best baseline, pooled over the facets not in ``by``."""
+    base = [x for x in dict.fromkeys(df.learner) if not str(x).startswith("groove")]
+    w = gb.wilcoxon_vs_best(df, metric, others=base, by=by)
+    w = w[w.aligner != "uniform"]
+    cols = [*by, "mean", "best_other", "best_other_mean", "n_learner_better", "n_pairs"]
+    out = w[cols].copy()
+    out["p_value"] = [f"{p:.2g}" for p in w["p_value"]]
+    return md_table(out.round(3))
+
+
 def grid(df: pd.DataFrame, metric: str, **where: str) -> str:
     s = gb.summarize(df, metric)
     for k, v in where.items():
@@ -102,6 +113,43 @@ def best_cells(df: pd.DataFrame, metric: str, k: int = 5) -> str:
         cells = ", ".join(f"{r.learner}+{r.aligner} {r.mean:.3f}" for r in part.itertuples())
         out.append({"data": " · ".join(x for x in (ds, st, pr) if x), f"best {k}": cells})
     return md_table(pd.DataFrame(out))
+
+
+def tau_comparison(frames: list[pd.DataFrame]) -> str:
+    """groove_tau0.5 against groove (tau 0.1): per data set, and pooled over all of them."""
+    df = pd.concat(frames, ignore_index=True)
+    df = df[df.learner.isin(["groove", "groove_tau0.5"])]
+    checks = [
+        ("foscttm", "uniform"),
+        ("trace_ratio", "sinkhorn"),
+        ("trace_ratio", "emd"),
+        ("trace_ratio", "gw"),
+        ("foscttm_barycentric", "gw"),
+        ("foscttm_barycentric", "sinkhorn"),
+        ("impute_pearson_cell_delta", "gw"),
+    ]
+    rows = []
+    for metric, aligner in checks:
+        sub = df[df.aligner == aligner]
+        s = gb.summarize(sub, metric)
+        per = []
+        for (ds, st, pr), part in s.groupby(["dataset", "setting", "protocol"], sort=False):
+            v = part.set_index("learner")
+            per.append(
+                f"{' '.join(x for x in (ds, st, pr.replace('heldout_', '')) if x)}: "
+                f"{v.loc['groove', 'mean']:.3f} → {v.loc['groove_tau0.5', 'mean']:.3f}"
+            )
+        w = gb.wilcoxon_vs_best(sub, metric, learner="groove_tau0.5", others=["groove"], by=())
+        w = w.iloc[0]
+        rows.append(
+            {
+                "metric (aligner)": f"{metric} ({'latent' if metric == 'foscttm' else aligner})",
+                "tau 0.1 → 0.5, per data set": "; ".join(per),
+                "tau 0.5 better": f"{w.n_learner_better} of {w.n_pairs}",
+                "p (pooled Wilcoxon)": f"{w.p_value:.2g}",
+            }
+        )
+    return md_table(pd.DataFrame(rows))
 
 
 def rho_figure(df: pd.DataFrame, path: Path) -> None:
@@ -231,6 +279,9 @@ def main() -> None:
         ):
             print(f"\n## headline {metric}\n")
             print(headline(df, metric))
+        for metric in ("foscttm_barycentric", "trace_ratio", "foscttm"):
+            print(f"\n## pooled over settings/datasets: {metric}\n")
+            print(pooled(df, metric, ("protocol", "aligner")))
         for metric in ("foscttm_barycentric", "trace_ratio"):
             print(f"\n## best cells {metric}\n")
             print(best_cells(df, metric))
@@ -248,19 +299,40 @@ def main() -> None:
             for metric in ("foscttm_barycentric", "trace_ratio", "foscttm"):
                 print(f"\n## grid {ds} {st} {pr} {metric}\n")
                 print(grid(df, metric, dataset=ds, setting=st, protocol=pr))
+    frames = [x for x in (sim, real) if x is not None]
+    if frames:
+        print("\n# tau 0.1 vs 0.5\n")
+        print(tau_comparison(frames))
     if sim is not None:
         rho_figure(sim, figs / "simulation_rho.png")
-        cells = sim[sim.protocol == "heldout_cells"]
-        heatmaps(cells, "trace_ratio", figs / "simulation_trace_ratio.png")
-        heatmaps(cells, "foscttm_barycentric", figs / "simulation_foscttm_barycentric.png")
-        labels = sim[sim.protocol == "heldout_labels"]
-        if not labels.empty:
-            heatmaps(labels, "trace_ratio", figs / "simulation_heldout_labels_trace_ratio.png")
+        for metric in ("trace_ratio", "foscttm_barycentric"):
+            heatmaps(
+                sim,
+                metric,
+                figs / f"simulation_rho08_{metric}.png",
+                setting="rho=0.8",
+                protocol="heldout_cells",
+            )
+            heatmaps(
+                sim,
+                metric,
+                figs / f"simulation_heldout_labels_{metric}.png",
+                protocol="heldout_labels",
+            )
     if real is not None:
-        cells = real[real.protocol == "heldout_cells"]
-        heatmaps(cells, "foscttm_barycentric", figs / "real_foscttm_barycentric.png")
-        heatmaps(cells, "trace_ratio", figs / "real_trace_ratio.png")
-        heatmaps(cells, "impute_pearson_cell_delta", figs / "real_impute_pearson_cell_delta.png")
+        for ds in dict.fromkeys(real.dataset):
+            for metric in ("foscttm_barycentric", "trace_ratio", "impute_pearson_cell_delta"):
+                heatmaps(
+                    real, metric, figs / f"{ds}_{metric}.png", dataset=ds, protocol="heldout_cells"
+                )
+        for metric in ("foscttm_barycentric", "trace_ratio"):
+            heatmaps(
+                real,
+                metric,
+                figs / f"citeseq_heldout_labels_{metric}.png",
+                dataset="citeseq",
+                protocol="heldout_labels",
+            )
     if rob is not None:
         print("\n# robustness\n")
         for metric in ("trace_ratio", "label_transfer_accuracy", "foscttm", "foscttm_barycentric"):

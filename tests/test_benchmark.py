@@ -249,3 +249,25 @@ def test_headline_table():
     assert row["learner_mean"] < row["baseline_mean"]
     assert row["reference_mean"] == pytest.approx(0.3)
     assert row["p_value"] == pytest.approx(2 / 2**12)
+
+
+def test_decoder_pseudo_aligner():
+    cfg = _config(
+        learners={"groove": {}, "vae_adversarial": {}, "pca": {}}, aligners={"decoder": {}}
+    )
+    res = gb.run(cfg, progress=False)
+    status = res.groupby("learner")["status"].first()
+    assert status["pca"] == "not_applicable"
+    assert status["groove"] == "ok" and status["vae_adversarial"] == "ok"
+    ok = res[res.status == "ok"]
+    assert ok["value"].notna().all()
+    assert set(ok.metric) == set(gb.DECODER_METRICS) | set(gb.LATENT_METRICS)
+    fos = ok[ok.metric == "foscttm_barycentric"]["value"]
+    assert ((fos >= 0) & (fos <= 1)).all()
+
+
+def test_wilcoxon_pooled_over_settings():
+    a = _table()
+    b = _table().assign(setting="other")
+    w = gb.wilcoxon_vs_best(pd.concat([a, b]), "foscttm", by=("dataset", "aligner"))
+    assert set(w.aligner) == {"sinkhorn", "gw"} and (w.n_pairs == 24).all()

@@ -23,7 +23,16 @@ from ._learners import (
     PropensityScoreLearner,
     make_learner,
 )
-from ._run import COUPLING_METRICS, LATENT_METRICS, RESULT_COLUMNS, load_config, run, score_coupling
+from ._run import (
+    COUPLING_METRICS,
+    DECODER_METRICS,
+    LATENT_METRICS,
+    RESULT_COLUMNS,
+    load_config,
+    run,
+    score_coupling,
+    score_translation,
+)
 from ._stats import (
     LOWER_IS_BETTER,
     headline_table,
@@ -37,6 +46,7 @@ from ._tune import plot_landscape, tune
 
 __all__ = [
     "COUPLING_METRICS",
+    "DECODER_METRICS",
     "LATENT_METRICS",
     "LEARNERS",
     "LOWER_IS_BETTER",
@@ -59,6 +69,7 @@ __all__ = [
     "rank_learners",
     "run",
     "score_coupling",
+    "score_translation",
     "split_heldout_labels",
     "summarize",
     "tune",

@@ -102,6 +102,21 @@ class Learner(ABC):
             raise RuntimeError(f"Learner {self.name!r} is not fitted; call fit() first.")
         return {m: np.asarray(z, dtype=np.float32) for m, z in self._transform(mdata).items()}
 
+    #: Whether the learner has decoders (:meth:`translate`), used by the ``decoder`` aligner.
+    can_translate: bool = False
+
+    def translate(self, mdata: MuData, source: str, target: str) -> np.ndarray:
+        """Predict each ``source`` cell's profile in ``target`` through the decoders.
+
+        Only for learners with decoders (:attr:`can_translate`); the prediction is in the
+        target's feature space (``.X`` units).
+
+        Returns
+        -------
+        Array ``(n_source_cells, n_target_features)``.
+        """
+        raise NotImplementedError(f"learner {self.name!r} has no decoders to translate with.")
+
     @abstractmethod
     def _fit(self, train: MuData, label_key: str, seed: int) -> None: ...
 
@@ -193,8 +208,14 @@ class GrooveLearner(Learner):
                 enable_checkpointing=False,
             )
 
+    can_translate = True
+
     def _transform(self, mdata: MuData) -> dict[str, np.ndarray]:
         return self.model.get_latent_representation(mdata)
+
+    def translate(self, mdata: MuData, source: str, target: str) -> np.ndarray:
+        """``D_target(E_source(x))`` with :meth:`groove_sc.model.GROOVE.translate`."""
+        return np.asarray(self.model.translate(mdata, source=source, target=target).X)
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,6 +305,17 @@ class AdversarialVAELearner(Learner):
             x = torch.as_tensor(self.scalers[i](_dense(mdata.mod[m].X)), dtype=torch.float32)
             out[m] = self.module.encode(x, i)[0].numpy()  # posterior mean
         return out
+
+    can_translate = True
+
+    @torch.inference_mode()
+    def translate(self, mdata: MuData, source: str, target: str) -> np.ndarray:
+        """Decode the posterior mean of each source cell with the target's decoder."""
+        s, t = self.modalities.index(source), self.modalities.index(target)
+        self.module.eval()
+        x = torch.as_tensor(self.scalers[s](_dense(mdata.mod[source].X)), dtype=torch.float32)
+        y = self.module.decoders[t](self.module.encode(x, s)[0]).numpy()
+        return y * self.scalers[t].sd + self.scalers[t].mean
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,11 +22,13 @@ from ._learners import Learner, make_learner
 
 __all__ = [
     "COUPLING_METRICS",
+    "DECODER_METRICS",
     "LATENT_METRICS",
     "RESULT_COLUMNS",
     "load_config",
     "run",
     "score_coupling",
+    "score_translation",
 ]
 
 #: Columns of the tidy results table, in order.
@@ -57,6 +59,14 @@ COUPLING_METRICS = [
 ]
 #: Metrics of the learner's shared space (learners with ``shared_space`` only).
 LATENT_METRICS = ["foscttm", "label_transfer_latent"]
+#: Metrics of the ``decoder`` pseudo-aligner (imputation through the learner's decoders).
+DECODER_METRICS = [
+    "foscttm_barycentric",
+    "impute_pearson_cell",
+    "impute_pearson_cell_delta",
+    "impute_pearson_feature",
+    "impute_mse",
+]
 #: Aligner methods that need both modalities in one space.
 SHARED_SPACE_METHODS = ("sinkhorn", "emd", "fgw")
 
@@ -116,6 +126,7 @@ def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
           groove_tau0.5: {kind: groove, tau: 0.5}
         aligners:                   # name -> groove_sc.tl.align keyword arguments
           sinkhorn: {method: sinkhorn, epsilon: 0.05}
+          decoder: {method: decoder}  # imputation through the decoders (no coupling)
 
     Parameters
     ----------
@@ -296,6 +307,47 @@ def score_coupling(
     return {k: _mean2(reads[0][k], reads[1][k]) for k in COUPLING_METRICS}
 
 
+def score_translation(test: MuData, learner: Learner) -> dict[str, float]:
+    """Score the decoders' imputation ``D_B(E_A(x_A))`` of the paired test cells.
+
+    The ``decoder`` pseudo-aligner: no coupling; each cell's predicted profile in the other
+    modality is compared with its measured one. ``foscttm_barycentric`` is here the FOSCTTM of
+    the predicted profiles against the measured ones in the target's feature space (the
+    analogue of the barycentric FOSCTTM, with the decoder's prediction in place of the
+    barycentric projection); the ``impute_*`` metrics are those of
+    :func:`groove_sc.tl.imputation_metrics`. Both directions averaged.
+
+    Parameters
+    ----------
+    test
+        Paired test MuData.
+    learner
+        A fitted learner with :attr:`~Learner.can_translate`.
+
+    Returns
+    -------
+    The :data:`DECODER_METRICS`.
+    """
+    from ..tl import foscttm, imputation_metrics
+
+    a, b = list(test.mod)
+    reads = []
+    for s, t in ((a, b), (b, a)):
+        pred = learner.translate(test, s, t)
+        obs = np.asarray(test.mod[t].X, dtype=np.float64)
+        im = imputation_metrics(pred, obs)
+        reads.append(
+            {
+                "foscttm_barycentric": foscttm(pred, obs),
+                "impute_pearson_cell": im["pearson_cell"],
+                "impute_pearson_cell_delta": im["pearson_cell_delta"],
+                "impute_pearson_feature": im["pearson_feature"],
+                "impute_mse": im["mse"],
+            }
+        )
+    return {k: _mean2(reads[0][k], reads[1][k]) for k in DECODER_METRICS}
+
+
 def _latent_metrics(emb: Mapping[str, np.ndarray], test: MuData, label_key: str) -> dict:
     from ..tl import foscttm, label_transfer_accuracy
 
@@ -402,6 +454,19 @@ def _run_unit(
         params = dict(params)
         row_base = {**base, "aligner": aligner}
         method = params.get("method")
+        if method == "decoder":
+            dec_metrics = DECODER_METRICS + [m for m in metrics if m in LATENT_METRICS]
+            if not learner.can_translate:
+                rows += _rows(row_base, {}, dec_metrics, np.nan, "not_applicable")
+                continue
+            try:
+                start = time.perf_counter()
+                values = {**score_translation(test, learner), **latent}
+                seconds = fit_seconds + time.perf_counter() - start
+                rows += _rows(row_base, values, dec_metrics, seconds)
+            except Exception as exc:
+                rows += _rows(row_base, {}, dec_metrics, np.nan, "failed", _error_text(exc))
+            continue
         if method in SHARED_SPACE_METHODS and not learner.shared_space and "use_rep" not in params:
             rows += _rows(row_base, {}, metrics, np.nan, "not_applicable")
             continue
@@ -449,6 +514,8 @@ def run(
     embedding; the coupling is scored against the true pairs (:func:`score_coupling`) and the
     embedding by the latent FOSCTTM and 1-NN label transfer. A learner without a shared space
     (``pca``) is not combined with ``sinkhorn``/``emd``/``fgw`` (``status="not_applicable"``).
+    The pseudo-aligner ``{method: decoder}`` scores the imputation through the learner's
+    decoders instead of a coupling (:func:`score_translation`; learners with decoders only).
     A fit or an alignment that raises is recorded (``status="failed"``, ``error``), never fatal.
     The same configuration and seeds give the same values (``seconds`` aside).
 

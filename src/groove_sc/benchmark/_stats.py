@@ -132,7 +132,8 @@ def wilcoxon_vs_best(
 
     For each group (by default each dataset, setting, protocol and aligner), the best other
     learner is the one with the best mean (direction from :func:`lower_is_better`) among
-    ``others``; the two are paired on (seed, fold) and compared with
+    ``others``; the two are paired on (seed, fold, and the dataset, setting and protocol when
+    they are not in ``by``, so that leaving them out of ``by`` pools them) and compared with
     :func:`scipy.stats.wilcoxon` (exact distribution for small samples, zero differences
     dropped). With ``n`` pairs the smallest two-sided p-value of the exact test is
     ``2 / 2**n``: 0.0625 for 5 seeds, so 5 seeds alone can never reach 0.05; folds of the
@@ -166,9 +167,11 @@ def wilcoxon_vs_best(
     by = list(by)
     lower = lower_is_better(metric)
     rows = []
-    for key, part in df.groupby(by, sort=False, observed=True):
+    groups = df.groupby(by, sort=False, observed=True) if by else [((), df)]
+    for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
-        unit = part.groupby(["learner", "seed", "fold"], observed=True)["value"].mean()
+        unit_keys = [c for c in (*FACETS, "seed", "fold") if c not in by]  # pooled facets
+        unit = part.groupby(["learner", *unit_keys], observed=True)["value"].mean()
         wide = unit.unstack("learner")
         if learner not in wide.columns:
             continue
