@@ -47,3 +47,12 @@ def test_console_help_lists_demo():
         check=True,
     )
     assert "demo" in out.stdout
+
+
+def test_benchmark_subcommand_is_wired(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--help"])
+    assert exit_info.value.code == 0
+    assert "--config" in capsys.readouterr().out

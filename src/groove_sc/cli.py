@@ -1,4 +1,4 @@
-"""Command line interface: ``groove-sc demo``."""
+"""Command line interface: ``groove-sc demo`` and ``groove-sc benchmark``."""
 
 from __future__ import annotations
 
@@ -170,6 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (small models: 1 is fastest)"
     )
+    sub.add_parser(
+        "benchmark",
+        add_help=False,
+        help="run a benchmark configuration (groove-sc benchmark --config FILE --out DIR)",
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["benchmark"]:
+        from .benchmark import cli_main
+
+        return int(cli_main(argv[1:]) or 0)
     args = parser.parse_args(argv)
     _quiet()
     if getattr(args, "threads", None):
