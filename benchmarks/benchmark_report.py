@@ -152,6 +152,37 @@ def tau_comparison(frames: list[pd.DataFrame]) -> str:
     return md_table(pd.DataFrame(rows))
 
 
+def defaults_check(dc: pd.DataFrame, main: pd.DataFrame) -> str:
+    """beta 0.3 / tau 0.5 against the default and tau 0.5 alone (same seeds, pooled test)."""
+    keys = set(map(tuple, dc[["dataset", "setting", "protocol"]].drop_duplicates().to_numpy()))
+    facet = main[["dataset", "setting", "protocol"]].apply(tuple, axis=1)
+    tau = main[(main.learner == "groove_tau0.5") & facet.isin(keys)]
+    tau = tau[tau.aligner.isin(set(dc.aligner))]
+    df = pd.concat([dc, tau], ignore_index=True)
+    new = "groove_beta0.3_tau0.5"
+    rows = []
+    for metric, aligners in (
+        ("foscttm", ["uniform"]),
+        ("trace_ratio", ["sinkhorn", "emd", "gw"]),
+        ("foscttm_barycentric", ["sinkhorn", "emd", "gw"]),
+        ("impute_pearson_cell_delta", ["sinkhorn", "gw"]),
+    ):
+        for a in aligners:
+            sub = df[df.aligner == a]
+            s = gb.summarize(sub, metric, by=("learner",))
+            m = s.set_index("learner")["mean"]
+            row = {"metric": metric, "aligner": "latent" if metric == "foscttm" else a}
+            for ref in ("groove", "groove_tau0.5"):
+                w = gb.wilcoxon_vs_best(sub, metric, learner=new, others=[ref], by=()).iloc[0]
+                row[f"vs {ref}: better"] = f"{w.n_learner_better}/{w.n_pairs}"
+                row[f"vs {ref}: p"] = f"{w.p_value:.2g}"
+            row["mean default / tau0.5 / beta0.3+tau0.5"] = (
+                f"{m['groove']:.3f} / {m['groove_tau0.5']:.3f} / {m[new]:.3f}"
+            )
+            rows.append(row)
+    return md_table(pd.DataFrame(rows))
+
+
 def rho_figure(df: pd.DataFrame, path: Path) -> None:
     sim = df[(df.protocol == "heldout_cells") & (df.status == "ok")]
     panels = [
@@ -303,6 +334,24 @@ def main() -> None:
     if frames:
         print("\n# tau 0.1 vs 0.5\n")
         print(tau_comparison(frames))
+    dc = read("defaults_check")
+    if dc is not None and frames:
+        print("\n# defaults check (beta 0.3, tau 0.5)\n")
+        print(defaults_check(dc, pd.concat(frames, ignore_index=True)))
+    dec = read("decoder")
+    if dec is not None:
+        print("\n# decoder imputation\n")
+        for metric in (
+            "foscttm_barycentric",
+            "impute_pearson_cell_delta",
+            "impute_pearson_feature",
+        ):
+            s = gb.summarize(dec, metric)
+            s = s.assign(txt=[fmt(m, e) for m, e in zip(s["mean"], s["se"])])
+            wide = s.pivot(index="learner", columns=["dataset", "aligner"], values="txt")
+            wide.columns = [f"{d} {a}" for d, a in wide.columns]
+            print(f"\n## {metric}\n")
+            print(md_table(wide.reset_index()))
     if sim is not None:
         rho_figure(sim, figs / "simulation_rho.png")
         for metric in ("trace_ratio", "foscttm_barycentric"):
@@ -332,6 +381,29 @@ def main() -> None:
                 figs / f"citeseq_heldout_labels_{metric}.png",
                 dataset="citeseq",
                 protocol="heldout_labels",
+            )
+    spaces = read("real_eval_spaces")
+    if spaces is not None:
+        print("\n# evaluation spaces (SNARE-seq, CITE-seq)\n")
+        for metric in (
+            "foscttm_barycentric",
+            "foscttm_barycentric@standardize",
+            "foscttm_barycentric@l2",
+            "impute_pearson_cell_delta@standardize",
+        ):
+            print(f"\n## headline {metric}\n")
+            print(headline(spaces, metric))
+            for ds in dict.fromkeys(spaces.dataset):
+                print(f"\n## grid {ds} {metric}\n")
+                print(grid(spaces, metric, dataset=ds))
+            print(f"\n## best cells {metric}\n")
+            print(best_cells(spaces, metric))
+        for ds in dict.fromkeys(spaces.dataset):
+            heatmaps(
+                spaces,
+                "foscttm_barycentric@l2",
+                figs / f"{ds}_foscttm_barycentric_l2.png",
+                dataset=ds,
             )
     if rob is not None:
         print("\n# robustness\n")

@@ -271,3 +271,21 @@ def test_wilcoxon_pooled_over_settings():
     b = _table().assign(setting="other")
     w = gb.wilcoxon_vs_best(pd.concat([a, b]), "foscttm", by=("dataset", "aligner"))
     assert set(w.aligner) == {"sinkhorn", "gw"} and (w.n_pairs == 24).all()
+
+
+def test_extra_eval_spaces():
+    x = np.array([[3.0, 400.0], [1.0, 200.0], [2.0, 0.0]])
+    np.testing.assert_allclose(np.linalg.norm(gb.eval_matrix(x, "l2"), axis=1), 1.0)
+    z = gb.eval_matrix(x, "standardize")
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z.std(0), 1.0)
+    np.testing.assert_array_equal(gb.eval_matrix(x, "X"), x)
+    cfg = _config(learners=["pca"], aligners={"uniform": {}, "gw": {}})
+    cfg["datasets"]["sim"]["extra_eval_spaces"] = ["l2", "standardize"]
+    res = gb.run(cfg, progress=False)
+    ok = res[res.status == "ok"]
+    extra = {f"{m}@{s}" for s in ("l2", "standardize") for m in gb.SPACE_METRICS}
+    assert extra <= set(ok.metric) and ok["value"].notna().all()
+    with pytest.raises(KeyError, match="extra_eval_spaces"):
+        cfg["datasets"]["sim"]["extra_eval_spaces"] = ["pca"]
+        gb.load_config(cfg)

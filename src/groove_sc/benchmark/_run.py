@@ -8,7 +8,7 @@ import logging
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "DECODER_METRICS",
     "LATENT_METRICS",
     "RESULT_COLUMNS",
+    "eval_matrix",
     "load_config",
     "run",
     "score_coupling",
@@ -120,6 +121,7 @@ def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
             log1p: false
             protocols: [heldout_cells]          # subset of the protocols for this dataset
             protocol_options: {heldout_labels: {n_folds: 4}}   # per-dataset overrides
+            extra_eval_spaces: [l2]  # also score barycentric FOSCTTM/imputation in these spaces
         learner_defaults: {max_epochs: 100, n_latent: 16}
         learners:                   # name -> options (`kind` when the name is not a kind)
           groove: {}
@@ -187,6 +189,13 @@ def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         d.setdefault("subsample_per_label", None)
         d.setdefault("log1p", False)
         d.setdefault("modalities", None)
+        d["extra_eval_spaces"] = list(d.get("extra_eval_spaces") or [])
+        for space in d["extra_eval_spaces"]:
+            if space not in EVAL_SPACES or space == "X":
+                raise KeyError(
+                    f"dataset {d['name']!r}: unknown extra_eval_spaces entry {space!r}; "
+                    "known: 'standardize', 'l2'."
+                )
         d["protocols"] = list(d.get("protocols") or cfg["protocols"])
         d["protocol_options"] = {
             p: dict(o or {}) for p, o in (d.get("protocol_options") or {}).items()
@@ -243,19 +252,99 @@ def _mean2(a: float, b: float) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+#: Metrics that depend on the feature space they are computed in (see ``eval_spaces``).
+SPACE_METRICS = [
+    "foscttm_barycentric",
+    "impute_pearson_cell",
+    "impute_pearson_cell_delta",
+    "impute_pearson_feature",
+    "impute_mse",
+]
+#: Feature spaces for the barycentric FOSCTTM and the imputation metrics.
+EVAL_SPACES = ("X", "standardize", "l2")
+
+
+def eval_matrix(x: Any, space: str) -> np.ndarray:
+    """A modality's features in an evaluation space.
+
+    ``"X"``: as stored; ``"standardize"``: each feature centred and scaled to unit variance
+    over the given cells (features on very different scales weigh the same); ``"l2"``: each
+    cell scaled to unit Euclidean norm (the normalisation SCOT applies before computing
+    FOSCTTM).
+
+    Parameters
+    ----------
+    x
+        Cells x features (dense or sparse).
+    space
+        One of :data:`EVAL_SPACES`.
+
+    Returns
+    -------
+    Dense float64 array.
+    """
+    from scipy import sparse
+
+    x = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+    if space == "X":
+        return x
+    if space == "standardize":
+        sd = x.std(axis=0)
+        return (x - x.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
+    if space == "l2":
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(norm > 0, norm, 1.0)
+    raise KeyError(f"Unknown evaluation space {space!r}; known: {list(EVAL_SPACES)}.")
+
+
+def _space_reads(test: MuData, coupling_key: str, s: str, t: str, space: str) -> dict:
+    """Barycentric FOSCTTM and imputation from ``s`` onto ``t`` in an evaluation space."""
+    from ..tl import imputation_metrics, matching_metrics
+    from ..tl._align import read_coupling
+    from ..tl._impute import barycentric_projection
+
+    key = "_bench_eval"
+    for m in (s, t):
+        test.mod[m].obsm[key] = eval_matrix(test.mod[m].X, space)
+    try:
+        mm = matching_metrics(
+            test, coupling_key=coupling_key, source=s, target=t, group_key=None, use_rep=key
+        )
+        coupling = read_coupling(test, coupling_key, source=s, target=t)
+        with np.errstate(all="ignore"):
+            pred, _ = barycentric_projection(coupling, test.mod[t].obsm[key])
+        cols = pd.Index(test.mod[t].var_names)
+        im = imputation_metrics(
+            pd.DataFrame(pred, index=test.mod[s].obs_names, columns=cols),
+            pd.DataFrame(test.mod[t].obsm[key], index=test.mod[t].obs_names, columns=cols),
+        )
+    finally:
+        for m in (s, t):
+            del test.mod[m].obsm[key]
+    return {
+        "foscttm_barycentric": mm["foscttm_barycentric"],
+        "impute_pearson_cell": im["pearson_cell"],
+        "impute_pearson_cell_delta": im["pearson_cell_delta"],
+        "impute_pearson_feature": im["pearson_feature"],
+        "impute_mse": im["mse"],
+    }
+
+
 def score_coupling(
     test: MuData,
     *,
     label_key: str,
     eval_label_key: str | None = None,
     coupling_key: str = _KEY,
+    extra_eval_spaces: Sequence[str] = (),
 ) -> dict[str, float]:
     """Score a coupling of the paired test cells: matching and imputation, both directions.
 
     Every metric is the mean of its reading from the first modality to the second and back
     (the same coupling, transposed). The barycentric FOSCTTM and the imputation are computed in
     each target modality's own feature space ``.X`` (the same for every learner, so values are
-    comparable across learners and aligners), as SCOT does.
+    comparable across learners and aligners), as SCOT does; ``extra_eval_spaces`` adds them in
+    other spaces (:func:`eval_matrix`), named ``"<metric>@<space>"``.
 
     Parameters
     ----------
@@ -268,10 +357,12 @@ def score_coupling(
         one is noisy); default ``label_key``.
     coupling_key
         Key of the coupling.
+    extra_eval_spaces
+        More spaces (``"standardize"``, ``"l2"``) for the :data:`SPACE_METRICS`.
 
     Returns
     -------
-    The :data:`COUPLING_METRICS`.
+    The :data:`COUPLING_METRICS`, and ``"<metric>@<space>"`` for each extra space.
     """
     from ..tl import imputation_metrics, impute, matching_metrics
 
@@ -291,9 +382,8 @@ def score_coupling(
             warnings.simplefilter("ignore")
             impute(test, coupling_key=coupling_key, source=s, target=t, key_added="_bench_imputed")
             im = imputation_metrics(test.mod[s].obsm["_bench_imputed"], test.mod[t])
-        del test.mod[s].obsm["_bench_imputed"]
-        reads.append(
-            {
+            del test.mod[s].obsm["_bench_imputed"]
+            read = {
                 "trace": mm["trace"],
                 "trace_ratio": mm["trace_ratio"],
                 "foscttm_barycentric": mm["foscttm_barycentric"],
@@ -303,8 +393,11 @@ def score_coupling(
                 "impute_pearson_feature": im["pearson_feature"],
                 "impute_mse": im["mse"],
             }
-        )
-    return {k: _mean2(reads[0][k], reads[1][k]) for k in COUPLING_METRICS}
+            for space in extra_eval_spaces:
+                extra = _space_reads(test, coupling_key, s, t, space)
+                read.update({f"{k}@{space}": v for k, v in extra.items()})
+        reads.append(read)
+    return {k: _mean2(reads[0][k], reads[1].get(k, np.nan)) for k in reads[0]}
 
 
 def score_translation(test: MuData, learner: Learner) -> dict[str, float]:
@@ -431,7 +524,10 @@ def _run_unit(
     from ..tl import align
 
     label_key, eval_key = dataset["label_key"], dataset["eval_label_key"]
-    metrics = list(COUPLING_METRICS) + (list(LATENT_METRICS) if learner.shared_space else [])
+    spaces = list(dataset["extra_eval_spaces"])
+    extra = [f"{m}@{sp}" for sp in spaces for m in SPACE_METRICS]
+    metrics = list(COUPLING_METRICS) + extra
+    metrics += list(LATENT_METRICS) if learner.shared_space else []
     rows: list[dict[str, Any]] = []
     test = split.test
     try:
@@ -483,7 +579,9 @@ def _run_unit(
                 **params,
             )
             seconds = fit_seconds + time.perf_counter() - start
-            values = {**score_coupling(test, label_key=label_key, eval_label_key=eval_key)}
+            values = score_coupling(
+                test, label_key=label_key, eval_label_key=eval_key, extra_eval_spaces=spaces
+            )
             values.update(latent)
             rows += _rows(row_base, values, metrics, seconds)
         except Exception as exc:
