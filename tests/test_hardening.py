@@ -334,9 +334,8 @@ def case_setup_modality_view(ctx):
     a = make_mdata()
     m.mod["rna"] = a.mod["rna"][:30]
     m.update()
-    before = m.mod["rna"].is_view
-    if not before:
-        pytest.skip("MuData copied the view")
+    # the case needs a modality that is an AnnData view (mudata keeps it as given)
+    assert m.mod["rna"].is_view
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "view")
 
 
