@@ -1,0 +1,140 @@
+"""Scale features: top-k couplings, Dask-distributed alignment, sparse training input."""
+
+from __future__ import annotations
+
+import distributed
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from groove_sc.tl import align, matching_metrics
+from groove_sc.tl._align import read_coupling
+from test_align import make_mdata
+
+KEY = "groove_coupling"
+
+
+# --------------------------------------------------------------------------- top_k
+@pytest.mark.parametrize(("method", "kwargs"), [("sinkhorn", {}), ("gw", {}), ("uniform", {})])
+def test_top_k_keeps_the_largest_entries_of_each_row(method, kwargs):
+    mdata = make_mdata(sizes_s=(30, 25, 12), sizes_t=(28, 40, 9))
+    align(mdata, source="rna", target="prot", method=method, key_added="full", **kwargs)
+    align(mdata, source="rna", target="prot", method=method, top_k=4, key_added="k4", **kwargs)
+    full = read_coupling(mdata, "full", source="rna", target="prot").toarray()
+    top = read_coupling(mdata, "k4", source="rna", target="prot").toarray()
+    # at most 4 entries per row (label with 9 targets keeps 4 of 9)
+    assert (np.count_nonzero(top, axis=1) <= 4).all()
+    assert (np.count_nonzero(top, axis=1) == 4).all() or method == "uniform"
+    # every kept entry equals the full coupling's entry, and is >= every dropped one of its row
+    kept = top > 0
+    np.testing.assert_allclose(top[kept], full[kept], rtol=1e-6)
+    for i in range(full.shape[0]):
+        dropped = full[i][~kept[i]]
+        if dropped.size and kept[i].any():
+            assert dropped.max() <= top[i][kept[i]].min() * (1 + 1e-6)
+    # the reported dropped mass is what is missing
+    uns = mdata.uns["k4"]
+    assert uns["params"]["top_k"] == 4
+    missing = full.sum() - top.sum()
+    assert uns["dropped_mass"] == pytest.approx(missing, abs=1e-6)
+    assert uns["diagnostics"]["dropped_mass"].sum() == pytest.approx(missing, abs=1e-6)
+    assert missing > 0.01
+
+
+def test_top_k_larger_than_blocks_is_the_full_coupling():
+    mdata = make_mdata()
+    align(mdata, source="rna", target="prot", key_added="full")
+    align(mdata, source="rna", target="prot", top_k=1000, key_added="big")
+    assert abs(mdata.obsp["full"] - mdata.obsp["big"]).max() == 0
+    assert mdata.uns["big"]["dropped_mass"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_top_k_one_with_emd_keeps_the_permutation():
+    mdata = make_mdata(sizes_s=(10, 10), sizes_t=(10, 10))
+    align(mdata, source="rna", target="prot", method="emd", top_k=1)
+    t = read_coupling(mdata, KEY, source="rna", target="prot")
+    assert sp.isspmatrix_csr(t) or sp.issparse(t)
+    assert (np.diff(t.tocsr().indptr) == 1).all()
+    # equal label sizes: EMD is a permutation, top-1 keeps all of it
+    assert t.sum() == pytest.approx(1.0, abs=1e-6)
+    assert mdata.uns[KEY]["dropped_mass"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "5"])
+def test_top_k_must_be_a_positive_integer(bad):
+    mdata = make_mdata()
+    with pytest.raises(ValueError, match="top_k"):
+        align(mdata, source="rna", target="prot", top_k=bad)
+    assert KEY not in mdata.obsp
+
+
+def test_top_k_coupling_works_with_matching_metrics():
+    from test_align import make_permuted_pair
+
+    mdata = make_permuted_pair(n=60, n_labels=3)
+    align(mdata, source="rna", target="prot", top_k=3, tol=1e-3)
+    out = matching_metrics(mdata, source="rna", target="prot", coupling_key=KEY)
+    assert out["trace"] > 0.9  # the permuted copy is recovered through the kept entries
+
+
+# --------------------------------------------------------------------------- dask
+@pytest.fixture(scope="module")
+def dask_client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+DASK_CASES = [
+    ("sinkhorn", {}),
+    ("sinkhorn", {"top_k": 3, "batch_size": 1}),
+    ("sinkhorn", {"reg_m": 1.0}),
+    ("emd", {}),
+    ("uniform", {}),
+    ("gw", {"gw_form": "per_label"}),
+    ("fgw", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "kwargs"), DASK_CASES)
+def test_dask_two_workers_give_the_single_process_coupling(dask_client, method, kwargs):
+    mdata = make_mdata(sizes_s=(30, 25, 12, 40), sizes_t=(28, 40, 9, 33))
+    align(mdata, source="rna", target="prot", method=method, key_added="local", **kwargs)
+    align(
+        mdata,
+        source="rna",
+        target="prot",
+        method=method,
+        key_added="dask",
+        dask_client=dask_client,
+        **kwargs,
+    )
+    a, b = mdata.obsp["local"], mdata.obsp["dask"]
+    assert a.nnz == b.nnz > 0
+    assert abs(a - b).max() == 0
+    da, db = mdata.uns["local"]["diagnostics"], mdata.uns["dask"]["diagnostics"]
+    np.testing.assert_array_equal(da["label"], db["label"])
+    np.testing.assert_array_equal(da["converged"], db["converged"])
+    np.testing.assert_allclose(da["cost"], db["cost"], rtol=0, atol=0, equal_nan=True)
+    # both workers were used when there is more than one task
+    if method != "uniform":
+        assert len(dask_client.scheduler_info()["workers"]) == 2
+
+
+def test_dask_refuses_coupled_label_problems(dask_client):
+    mdata = make_mdata()
+    for kwargs in ({"method": "gw", "gw_form": "ryu"}, {"method": "coot", "use_rep": "X"}):
+        with pytest.raises(ValueError, match="dask_client"):
+            align(mdata, source="rna", target="prot", dask_client=dask_client, **kwargs)
+    assert KEY not in mdata.obsp
+
+
+def test_dask_client_must_be_a_client():
+    mdata = make_mdata()
+    with pytest.raises(TypeError, match="dask_client"):
+        align(mdata, source="rna", target="prot", dask_client="tcp://localhost:8786")
+    assert KEY not in mdata.obsp
