@@ -75,3 +75,12 @@ def test_small_label_is_drawn_with_repetition_and_every_cell_is_a_valid_row():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="batch_size"):
         LabelBalancedPairSampler([np.array([0]), np.array([0])], [np.arange(1)] * 2, batch_size=0)
+
+
+@pytest.mark.parametrize("n_labels", [3, 1000, 70_000])
+def test_stable_order_matches_a_stable_argsort(n_labels):
+    """Radix path (<= 65536 labels) and fallback give numpy's stable order."""
+    from groove_sc.data._sampler import _stable_order
+
+    codes = np.random.default_rng(0).integers(0, n_labels, 5000)
+    np.testing.assert_array_equal(_stable_order(codes, n_labels), np.argsort(codes, kind="stable"))

@@ -6,6 +6,7 @@ import distributed
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from groove_sc.tl import align, matching_metrics
 from groove_sc.tl._align import read_coupling
@@ -198,3 +199,32 @@ def test_ddp_training_on_two_cpu_processes(tmp_path):
     # gradients are averaged across ranks: both replicas hold the same trained weights
     assert rows[0]["checksum"] == pytest.approx(rows[1]["checksum"], rel=1e-9)
     assert rows[0]["checksum"] != pytest.approx(rows[0]["initial"], rel=1e-6)
+
+
+# --------------------------------------------------------------------------- sparse input
+def test_sparse_input_is_read_in_place_and_densified_per_minibatch():
+    import groove_sc as gs
+
+    mdata = gs.datasets.simulate(n_perturbations=5, cells_per_perturbation=20, seed=0)
+    for name in mdata.mod:
+        mdata.mod[name].X = sp.csr_matrix(np.abs(mdata.mod[name].X))
+    mdata.update()
+    before = {name: mdata.mod[name].X.copy() for name in mdata.mod}
+    gs.model.GROOVE.setup_mudata(mdata, perturbation_key="perturbation")
+    model = gs.model.GROOVE(mdata)
+    dataset = model._step_dataset()
+    for i, name in enumerate(model.modalities):
+        stored = dataset.datasets[i].data[dataset.keys[i]["X"]]
+        # the loader reads the user's CSR matrix itself: no dense or sparse copy
+        assert sp.issparse(stored)
+        assert np.shares_memory(stored.data, mdata.mod[name].X.data)
+    rows = (np.array([3, 1, 7]), np.array([0, 2]))
+    step = dataset[rows]
+    for i, name in enumerate(model.modalities):
+        x = step[i]["X"]
+        assert x.dtype == torch.float32 and x.layout == torch.strided
+        np.testing.assert_array_equal(x.numpy(), mdata.mod[name].X[rows[i]].toarray())
+    model.train(max_epochs=1, batch_size=32, enable_progress_bar=False)
+    for name in mdata.mod:
+        assert sp.isspmatrix_csr(mdata.mod[name].X)
+        assert abs(mdata.mod[name].X - before[name]).max() == 0

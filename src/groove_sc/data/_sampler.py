@@ -8,9 +8,16 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
+def _stable_order(codes: np.ndarray, n_labels: int) -> np.ndarray:
+    """Stable argsort of label codes in O(n): numpy radix-sorts integers of 16 bits or less."""
+    if n_labels <= np.iinfo(np.uint16).max + 1:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    return np.argsort(codes, kind="stable")
+
+
 def _group_by_label(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(order, offsets, counts)``: cell positions sorted by label, in O(n log n)."""
-    order = np.argsort(codes, kind="stable")
+    """Return ``(order, offsets, counts)``: cell positions sorted by label, in O(n)."""
+    order = _stable_order(codes, n_labels)
     counts = np.bincount(codes, minlength=n_labels)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     return order, offsets, counts
@@ -112,7 +119,7 @@ class LabelBalancedPairSampler(Sampler):
         k = self.cells_per_label
         flat = schedule.ravel()
         out = np.full((len(flat), k), -1, dtype=np.int64)
-        slot_order = np.argsort(flat, kind="stable")
+        slot_order = _stable_order(flat, self.n_labels)
         slot_counts = np.bincount(flat, minlength=self.n_labels)
         slot_starts = np.concatenate([[0], np.cumsum(slot_counts)[:-1]])
         for label in np.flatnonzero((slot_counts > 0) & (counts > 0)):  # loop over labels
