@@ -260,7 +260,8 @@ def align(
         NaN for ``uniform``), ``converged``, ``n_iter``, ``marginal_error`` (largest relative
         error of the row and column marginals of the unit-mass block), ``dropped_mass`` and
         ``seconds`` (a batch's time is shared among its labels by size)),
-        ``"unmatched_source_labels"`` and ``"unmatched_target_labels"``. All h5mu-writable.
+        ``"unmatched_source_labels"``, ``"unmatched_target_labels"`` and ``"dropped_mass"``
+        (total mass removed by ``top_k``/``prune``). All h5mu-writable.
 
     Examples
     --------
