@@ -202,6 +202,7 @@ def test_ddp_training_on_two_cpu_processes(tmp_path):
 
 
 # --------------------------------------------------------------------------- sparse input
+@pytest.mark.filterwarnings("ignore:.*obs_names occur in both modalities")
 def test_sparse_input_is_read_in_place_and_densified_per_minibatch():
     import groove_sc as gs
 
