@@ -1,8 +1,8 @@
 """Tables and figures of docs/benchmark.md from the committed benchmark results.
 
 Reads ``benchmarks/results/<name>/results.csv`` (simulation, real and, when present,
-robustness and tune), prints the markdown tables used in ``docs/benchmark.md`` and writes the
-figures to ``docs/_static/benchmark/``.
+defaults_check, decoder, real_eval_spaces and robustness), prints the markdown tables used in
+``docs/benchmark.md`` and writes the figures to ``docs/_static/benchmark/``.
 
 Usage::
 
@@ -27,7 +27,7 @@ import groove_sc.benchmark as gb
 ROOT = Path(__file__).resolve().parents[1]
 LEARNERS = [
     "groove",
-    "groove_tau0.5",
+    "groove_previous_default",
     "groove_no_groupclip",
     "groove_no_backtranslation",
     "autoencoder",
@@ -115,51 +115,17 @@ def best_cells(df: pd.DataFrame, metric: str, k: int = 5) -> str:
     return md_table(pd.DataFrame(out))
 
 
-def tau_comparison(frames: list[pd.DataFrame]) -> str:
-    """groove_tau0.5 against groove (tau 0.1): per data set, and pooled over all of them."""
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df.learner.isin(["groove", "groove_tau0.5"])]
-    checks = [
-        ("foscttm", "uniform"),
-        ("trace_ratio", "sinkhorn"),
-        ("trace_ratio", "emd"),
-        ("trace_ratio", "gw"),
-        ("foscttm_barycentric", "gw"),
-        ("foscttm_barycentric", "sinkhorn"),
-        ("impute_pearson_cell_delta", "gw"),
-    ]
-    rows = []
-    for metric, aligner in checks:
-        sub = df[df.aligner == aligner]
-        s = gb.summarize(sub, metric)
-        per = []
-        for (ds, st, pr), part in s.groupby(["dataset", "setting", "protocol"], sort=False):
-            v = part.set_index("learner")
-            per.append(
-                f"{' '.join(x for x in (ds, st, pr.replace('heldout_', '')) if x)}: "
-                f"{v.loc['groove', 'mean']:.3f} → {v.loc['groove_tau0.5', 'mean']:.3f}"
-            )
-        w = gb.wilcoxon_vs_best(sub, metric, learner="groove_tau0.5", others=["groove"], by=())
-        w = w.iloc[0]
-        rows.append(
-            {
-                "metric (aligner)": f"{metric} ({'latent' if metric == 'foscttm' else aligner})",
-                "tau 0.1 → 0.5, per data set": "; ".join(per),
-                "tau 0.5 better": f"{w.n_learner_better} of {w.n_pairs}",
-                "p (pooled Wilcoxon)": f"{w.p_value:.2g}",
-            }
-        )
-    return md_table(pd.DataFrame(rows))
+def default_comparison(
+    df: pd.DataFrame, new: str = "groove", old: str = "groove_previous_default"
+) -> str:
+    """The package defaults (beta 0.3, tau 0.5) against the previous ones (beta 1, tau 0.1).
 
-
-def defaults_check(dc: pd.DataFrame, main: pd.DataFrame) -> str:
-    """beta 0.3 / tau 0.5 against the default and tau 0.5 alone (same seeds, pooled test)."""
-    keys = set(map(tuple, dc[["dataset", "setting", "protocol"]].drop_duplicates().to_numpy()))
-    facet = main[["dataset", "setting", "protocol"]].apply(tuple, axis=1)
-    tau = main[(main.learner == "groove_tau0.5") & facet.isin(keys)]
-    tau = tau[tau.aligner.isin(set(dc.aligner))]
-    df = pd.concat([dc, tau], ignore_index=True)
-    new = "groove_beta0.3_tau0.5"
+    Per data set (mean over seeds, previous → new) and pooled over all data sets (runs in
+    which the new defaults are better, paired Wilcoxon test), on the facets that have both.
+    """
+    df = df[df.learner.isin([new, old])]
+    both = df.groupby(["dataset", "setting", "protocol"])["learner"].transform("nunique") == 2
+    df = df[both]
     rows = []
     for metric, aligners in (
         ("foscttm", ["uniform"]),
@@ -169,17 +135,23 @@ def defaults_check(dc: pd.DataFrame, main: pd.DataFrame) -> str:
     ):
         for a in aligners:
             sub = df[df.aligner == a]
-            s = gb.summarize(sub, metric, by=("learner",))
-            m = s.set_index("learner")["mean"]
-            row = {"metric": metric, "aligner": "latent" if metric == "foscttm" else a}
-            for ref in ("groove", "groove_tau0.5"):
-                w = gb.wilcoxon_vs_best(sub, metric, learner=new, others=[ref], by=()).iloc[0]
-                row[f"vs {ref}: better"] = f"{w.n_learner_better}/{w.n_pairs}"
-                row[f"vs {ref}: p"] = f"{w.p_value:.2g}"
-            row["mean default / tau0.5 / beta0.3+tau0.5"] = (
-                f"{m['groove']:.3f} / {m['groove_tau0.5']:.3f} / {m[new]:.3f}"
+            s = gb.summarize(sub, metric)
+            per = []
+            for (ds, st, pr), part in s.groupby(["dataset", "setting", "protocol"], sort=False):
+                v = part.set_index("learner")
+                per.append(
+                    f"{' '.join(x for x in (ds, st, pr.replace('heldout_', '')) if x)}: "
+                    f"{v.loc[old, 'mean']:.3f} → {v.loc[new, 'mean']:.3f}"
+                )
+            w = gb.wilcoxon_vs_best(sub, metric, learner=new, others=[old], by=()).iloc[0]
+            rows.append(
+                {
+                    "metric (aligner)": f"{metric} ({'latent' if metric == 'foscttm' else a})",
+                    "previous → new default, per data set": "; ".join(per),
+                    "new better": f"{w.n_learner_better} of {w.n_pairs}",
+                    "p (pooled Wilcoxon)": f"{w.p_value:.2g}",
+                }
             )
-            rows.append(row)
     return md_table(pd.DataFrame(rows))
 
 
@@ -330,14 +302,14 @@ def main() -> None:
             for metric in ("foscttm_barycentric", "trace_ratio", "foscttm"):
                 print(f"\n## grid {ds} {st} {pr} {metric}\n")
                 print(grid(df, metric, dataset=ds, setting=st, protocol=pr))
-    frames = [x for x in (sim, real) if x is not None]
-    if frames:
-        print("\n# tau 0.1 vs 0.5\n")
-        print(tau_comparison(frames))
-    dc = read("defaults_check")
-    if dc is not None and frames:
-        print("\n# defaults check (beta 0.3, tau 0.5)\n")
-        print(defaults_check(dc, pd.concat(frames, ignore_index=True)))
+    for name, df in (
+        ("defaults_check", read("defaults_check")),
+        ("simulation", sim),
+        ("real", real),
+    ):
+        if df is not None and "groove_previous_default" in set(df.learner):
+            print(f"\n# new defaults (beta 0.3, tau 0.5) vs previous (beta 1, tau 0.1): {name}\n")
+            print(default_comparison(df))
     dec = read("decoder")
     if dec is not None:
         print("\n# decoder imputation\n")

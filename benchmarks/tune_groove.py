@@ -66,7 +66,7 @@ def main() -> None:
     gb.plot_landscape(
         trials,
         metrics=("trace", "foscttm_barycentric", "foscttm"),
-        defaults={"beta": 1.0, "tau": 0.1},
+        defaults={"beta": 0.3, "tau": 0.5},
         save=str(out / "landscape.png"),
     )
     cols = ["beta", "tau", "trace", "trace_ratio", "foscttm_barycentric", "foscttm"]

@@ -83,5 +83,5 @@ def test_tune_grid_and_landscape(tmp_path):
     assert sorted(trials["beta"]) == [0.5, 2.0]
     for col in ("trace", "foscttm_barycentric", "foscttm", "trace[rho=0.5]"):
         assert trials[col].notna().all()
-    fig = gb.plot_landscape(trials, defaults={"beta": 1.0, "tau": 0.1}, save=tmp_path / "l.png")
+    fig = gb.plot_landscape(trials, defaults={"beta": 0.3, "tau": 0.5}, save=tmp_path / "l.png")
     assert len(fig.axes) >= 2 and (tmp_path / "l.png").is_file()

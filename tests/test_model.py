@@ -11,7 +11,7 @@ import groove_sc as gs
 from groove_sc.model import GROOVE
 from groove_sc.tl import foscttm, label_transfer_accuracy
 
-EPOCHS = 40
+EPOCHS = 60  # label transfer 0.904 at 40 epochs, 0.918 at 60 (defaults beta 0.3, tau 0.5)
 
 
 def _transfer(model, test):
@@ -42,7 +42,7 @@ def _fit(train, quiet, epochs=EPOCHS, **kwargs):
 
 @pytest.fixture(scope="module")
 def trained(data, quiet_trainer):
-    return _fit(data[0], quiet_trainer, beta=1.0)
+    return _fit(data[0], quiet_trainer)  # the package defaults (beta 0.3, tau 0.5)
 
 
 def test_groupclip_learns_cross_modal_labels_and_beats_no_groupclip(data, trained, quiet_trainer):

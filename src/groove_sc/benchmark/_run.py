@@ -125,7 +125,7 @@ def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         learner_defaults: {max_epochs: 100, n_latent: 16}
         learners:                   # name -> options (`kind` when the name is not a kind)
           groove: {}
-          groove_tau0.5: {kind: groove, tau: 0.5}
+          groove_previous_default: {kind: groove, beta: 1.0, tau: 0.1}
         aligners:                   # name -> groove_sc.tl.align keyword arguments
           sinkhorn: {method: sinkhorn, epsilon: 0.05}
           decoder: {method: decoder}  # imputation through the decoders (no coupling)

@@ -192,7 +192,7 @@ def plot_landscape(
 
     Each trial is a point at ``(log beta, log tau)`` coloured by the metric (bright is better);
     with at least 6 distinct points a triangulated contour is drawn underneath. The best trial
-    is circled; ``defaults`` (e.g. ``{"beta": 1.0, "tau": 0.1}``) is marked with a cross.
+    is circled; ``defaults`` (e.g. ``{"beta": 0.3, "tau": 0.5}``) is marked with a cross.
 
     Parameters
     ----------

@@ -46,7 +46,7 @@ def group_clip_loss(
     z_b: torch.Tensor | None = None,
     labels_b: torch.Tensor | None = None,
     *,
-    tau: float = 0.1,
+    tau: float = 0.5,
     variant: GroupClipVariant = "in",
     normalize: bool = True,
 ) -> torch.Tensor:
@@ -79,7 +79,7 @@ def group_clip_loss(
     labels_b
         Integer labels of the cells of B, shape ``(n_b,)``.
     tau
-        Temperature (> 0).
+        Temperature (> 0); the default is that of :class:`~groove_sc.model.GROOVE`.
     variant
         ``"in"`` (sum over positives inside the log) or ``"out"`` (mean of logs).
     normalize
