@@ -216,7 +216,8 @@ def align(
         entries are not renormalised; the dropped mass is reported per label in
         ``diagnostics["dropped_mass"]`` and in total in ``uns[key_added]["dropped_mass"]``.
         Applied block by block as the solver yields them, so memory stays bounded by one batch
-        of labels plus the sparse result. Combine with ``prune`` to drop small entries too.
+        of labels plus the kept entries (up to twice those while the final CSR matrix is
+        assembled). Combine with ``prune`` to drop small entries too.
     dtype
         Floating type of the torch solver and of the stored coupling. ``emd``, exact GW/FGW/COOT
         (``epsilon=0``) and the semi-relaxed GW/FGW (POT) solve in float64 and store in
