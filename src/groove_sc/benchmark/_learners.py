@@ -65,6 +65,10 @@ class Learner(ABC):
         self.params = dict(params)
         self.modalities: list[str] = []
         self.fit_seconds: float = float("nan")
+        #: ``obs_names`` of the cells the fit trained on, per modality (``None``: all of them)
+        self.training_obs_names: dict[str, np.ndarray] | None = None
+        #: scores the fit reports about itself (e.g. ``label_transfer_validation``)
+        self.fit_metrics: dict[str, float] = {}
 
     def fit(self, train: MuData, label_key: str, seed: int = 0) -> Learner:
         """Fit on a weakly paired MuData (two modalities of different cells).
@@ -148,6 +152,10 @@ class GrooveLearner(Learner):
         that datasets of different sizes get the same number of updates.
     batch_size, cells_per_label, lr
         Passed to :meth:`groove_sc.model.GROOVE.train`.
+    validation_size, early_stopping, early_stopping_monitor, early_stopping_patience
+        Passed to :meth:`groove_sc.model.GROOVE.train` (validation cells are held out of the
+        fit; with ``validation_size > 0`` the final ``label_transfer_validation`` is reported
+        as a metric of the fit).
     accelerator
         Lightning accelerator (default ``"cpu"``).
     **model_kwargs
@@ -164,6 +172,10 @@ class GrooveLearner(Learner):
         batch_size: int = 128,
         cells_per_label: int = 8,
         lr: float = 1e-3,
+        validation_size: float = 0.0,
+        early_stopping: bool = False,
+        early_stopping_monitor: str | None = None,
+        early_stopping_patience: int = 20,
         accelerator: str = "cpu",
         **model_kwargs: Any,
     ):
@@ -174,6 +186,10 @@ class GrooveLearner(Learner):
             batch_size=batch_size,
             cells_per_label=cells_per_label,
             lr=lr,
+            validation_size=validation_size,
+            early_stopping=early_stopping,
+            early_stopping_monitor=early_stopping_monitor,
+            early_stopping_patience=early_stopping_patience,
             accelerator=accelerator,
             **model_kwargs,
         )
@@ -197,16 +213,24 @@ class GrooveLearner(Learner):
                 batch_size=p["batch_size"],
                 cells_per_label=p["cells_per_label"],
                 lr=p["lr"],
-                validation_size=0.0,
-                check_val_every_n_epoch=None,
+                validation_size=p["validation_size"],
+                check_val_every_n_epoch=1 if p["validation_size"] > 0 else None,
+                early_stopping=p["early_stopping"],
+                early_stopping_monitor=p["early_stopping_monitor"],
+                early_stopping_patience=p["early_stopping_patience"],
                 accelerator=p["accelerator"],
                 devices=1,
                 seed=seed,
                 enable_progress_bar=False,
                 enable_model_summary=False,
-                logger=False,
+                logger=None if p["validation_size"] > 0 else False,
                 enable_checkpointing=False,
             )
+        self.training_obs_names = dict(self.model.training_obs_names_)
+        history = self.model.history or {}
+        if "label_transfer_validation" in history:
+            values = history["label_transfer_validation"].to_numpy(dtype=float).ravel()
+            self.fit_metrics = {"label_transfer_validation": float(values[-1])}
 
     can_translate = True
 
@@ -464,6 +488,8 @@ LEARNERS: dict[str, Callable[..., Learner]] = {
 # parameters that only some learner kinds accept
 _GROOVE_ONLY = {"beta", "alpha", "tau", "groupclip", "contrastive", "likelihood", "variational"}
 _GROOVE_ONLY |= {"kl_weight", "projection_head", "cells_per_label", "accelerator"}
+_GROOVE_ONLY |= {"validation_size", "early_stopping", "early_stopping_monitor"}
+_GROOVE_ONLY |= {"early_stopping_patience", "input_dropout"}
 _TRAINED = {"max_epochs", "n_steps", "batch_size", "lr", "n_latent", "n_hidden", "n_layers"}
 _TRAINED |= {"dropout_rate"}
 

@@ -58,8 +58,26 @@ COUPLING_METRICS = [
     "impute_pearson_feature",
     "impute_mse",
 ]
-#: Metrics of the learner's shared space (learners with ``shared_space`` only).
-LATENT_METRICS = ["foscttm", "label_transfer_latent"]
+#: Metrics of the learner's shared space (learners with ``shared_space`` only):
+#: ``label_transfer_heldout`` / ``_train``: 15-NN cross-modal label transfer of the test cells
+#: (of as many training cells) against the training cells of the other modality, the
+#: definition of ``label_transfer_validation`` logged by ``GROOVE.train``.
+LATENT_METRICS = [
+    "foscttm",
+    "label_transfer_latent",
+    "label_transfer_heldout",
+    "label_transfer_train",
+]
+#: Scores a fit reports about itself (GROOVE with validation cells).
+FIT_METRICS = ["label_transfer_validation"]
+#: Extra metrics of ``method: auto`` rows: the truth-free verdict and the chosen candidate
+#: (``chosen_epsilon``: ``inf`` for the uniform coupling, 0 for EMD).
+SELECTION_METRICS = [
+    "within_label_signal",
+    "signal_agreement_ratio",
+    "signal_p_value",
+    "chosen_epsilon",
+]
 #: Metrics of the ``decoder`` pseudo-aligner (imputation through the learner's decoders).
 DECODER_METRICS = [
     "foscttm_barycentric",
@@ -441,7 +459,15 @@ def score_translation(test: MuData, learner: Learner) -> dict[str, float]:
     return {k: _mean2(reads[0][k], reads[1][k]) for k in DECODER_METRICS}
 
 
-def _latent_metrics(emb: Mapping[str, np.ndarray], test: MuData, label_key: str) -> dict:
+def _latent_metrics(
+    emb: Mapping[str, np.ndarray],
+    test: MuData,
+    label_key: str,
+    emb_train: Mapping[str, np.ndarray],
+    train: MuData,
+    training_obs_names: Mapping[str, np.ndarray] | None,
+    seed: int,
+) -> dict:
     from ..tl import foscttm, label_transfer_accuracy
 
     a, b = list(test.mod)
@@ -451,7 +477,96 @@ def _latent_metrics(emb: Mapping[str, np.ndarray], test: MuData, label_key: str)
     transfer = (
         label_transfer_accuracy(za, la, zb, lb) + label_transfer_accuracy(zb, lb, za, la)
     ) / 2
-    return {"foscttm": foscttm(za, zb), "label_transfer_latent": transfer}
+    heldout, trained = _label_transfer_vs_training(
+        emb, test, emb_train, train, label_key, training_obs_names, seed
+    )
+    return {
+        "foscttm": foscttm(za, zb),
+        "label_transfer_latent": transfer,
+        "label_transfer_heldout": heldout,
+        "label_transfer_train": trained,
+    }
+
+
+def _label_transfer_vs_training(
+    emb: Mapping[str, np.ndarray],
+    test: MuData,
+    emb_train: Mapping[str, np.ndarray],
+    train: MuData,
+    label_key: str,
+    training_obs_names: Mapping[str, np.ndarray] | None,
+    seed: int,
+) -> tuple[float, float]:
+    """Cross-modal 15-NN label transfer of test cells and of as many training cells.
+
+    The reference of each direction is the other modality's training cells (those the fit
+    trained on), as for ``label_transfer_validation`` during ``GROOVE.train``
+    (:class:`groove_sc.train.LabelTransferMonitor`), so the three are comparable.
+    """
+    from ..train._monitor import LABEL_TRANSFER_REFERENCE, knn_label_transfer, sample_rows
+
+    mods = list(test.mod)
+    vocab = pd.Index(
+        sorted(
+            set().union(
+                *(set(x.mod[m].obs[label_key].astype(str)) for x in (test, train) for m in mods)
+            )
+        )
+    )
+
+    def codes(adata) -> torch.Tensor:
+        return torch.as_tensor(vocab.get_indexer(adata.obs[label_key].astype(str)))
+
+    rng = np.random.default_rng([seed, 0x4C54])
+    ref_rows, query_rows = {}, {}
+    for m in mods:
+        names = train.mod[m].obs_names
+        fitted = np.arange(len(names))
+        if training_obs_names is not None and m in training_obs_names:
+            fitted = np.flatnonzero(names.isin(np.asarray(training_obs_names[m], dtype=str)))
+        ref_rows[m] = sample_rows(fitted, LABEL_TRANSFER_REFERENCE, rng)
+        query_rows[m] = sample_rows(fitted, test.mod[m].n_obs, rng)
+    scores = {"heldout": [], "train": []}
+    for s_mod, t_mod in ((mods[0], mods[1]), (mods[1], mods[0])):
+        z_ref = torch.as_tensor(np.asarray(emb_train[t_mod])[ref_rows[t_mod]], dtype=torch.float32)
+        l_ref = codes(train.mod[t_mod])[ref_rows[t_mod]]
+        for what, z_q, l_q in (
+            ("heldout", np.asarray(emb[s_mod]), codes(test.mod[s_mod])),
+            (
+                "train",
+                np.asarray(emb_train[s_mod])[query_rows[s_mod]],
+                codes(train.mod[s_mod])[query_rows[s_mod]],
+            ),
+        ):
+            correct, n = knn_label_transfer(
+                torch.as_tensor(z_q, dtype=torch.float32), l_q, z_ref, l_ref
+            )
+            if n:
+                scores[what].append(correct / n)
+    return (
+        float(np.mean(scores["heldout"])) if scores["heldout"] else float("nan"),
+        float(np.mean(scores["train"])) if scores["train"] else float("nan"),
+    )
+
+
+def _replicate_embeddings(
+    name: str,
+    params: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    split: Any,
+    label_key: str,
+    seed: int,
+) -> list[dict[str, np.ndarray]]:
+    """Two refits of a learner on disjoint halves of the training cells, embedding the test."""
+    from ..data import split_disjoint
+
+    halves = split_disjoint(split.train, label_key, n_parts=2, seed=seed)
+    out = []
+    for k, half in enumerate(halves):
+        learner = make_learner(name, params, defaults)
+        learner.fit(half, label_key, seed + k + 1)
+        out.append(learner.transform(split.test))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,6 +634,7 @@ def _run_unit(
     dataset: Mapping[str, Any],
     base: dict[str, Any],
     seed: int,
+    learner_params: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit one learner on one split and score it with every aligner."""
     from ..tl import align
@@ -534,6 +650,7 @@ def _run_unit(
         start = time.perf_counter()
         learner.fit(split.train, label_key, seed)
         emb = learner.transform(test)
+        emb_train = learner.transform(split.train) if learner.shared_space else {}
         fit_seconds = time.perf_counter() - start
         for m, z in emb.items():
             if not np.isfinite(z).all():
@@ -543,9 +660,39 @@ def _run_unit(
         for aligner in cfg["aligners"]:
             rows += _rows({**base, "aligner": aligner}, {}, metrics, np.nan, "failed", err)
         return rows
-    latent = _latent_metrics(emb, test, eval_key) if learner.shared_space else {}
+    latent = {}
+    if learner.shared_space:
+        latent = _latent_metrics(
+            emb,
+            test,
+            eval_key,
+            emb_train,
+            split.train,
+            learner.training_obs_names,
+            seed,
+        )
+    latent.update(learner.fit_metrics)
+    fit_metrics = [m for m in FIT_METRICS if m in learner.fit_metrics]
+    metrics += fit_metrics
     for m, z in emb.items():
         test.mod[m].obsm[_REP] = z
+    replicate_keys: list[str] = []
+    replicate_error = ""
+    wants_auto = any(p.get("method") == "auto" for p in cfg["aligners"].values())
+    if wants_auto and learner.shared_space:
+        try:
+            start = time.perf_counter()
+            reps = _replicate_embeddings(
+                base["learner"], learner_params, cfg["learner_defaults"], split, label_key, seed
+            )
+            replicate_seconds = time.perf_counter() - start
+            for k, rep in enumerate(reps):
+                key = f"{_REP}_rep{k}"
+                for m, z in rep.items():
+                    test.mod[m].obsm[key] = z
+                replicate_keys.append(key)
+        except Exception as exc:
+            replicate_error = _error_text(exc)
     for aligner, params in cfg["aligners"].items():
         params = dict(params)
         row_base = {**base, "aligner": aligner}
@@ -566,33 +713,68 @@ def _run_unit(
         if method in SHARED_SPACE_METHODS and not learner.shared_space and "use_rep" not in params:
             rows += _rows(row_base, {}, metrics, np.nan, "not_applicable")
             continue
+        auto = method == "auto"
+        row_metrics = metrics + (SELECTION_METRICS if auto else [])
+        if auto and not learner.shared_space:
+            rows += _rows(row_base, {}, row_metrics, np.nan, "not_applicable")
+            continue
+        if auto and replicate_error:
+            rows += _rows(row_base, {}, row_metrics, np.nan, "failed", replicate_error)
+            continue
+        if auto:
+            params["replicates"] = replicate_keys
         params.setdefault("use_rep", _REP)
         try:
             start = time.perf_counter()
             source, target = list(test.mod)
-            align(
-                test,
-                source=source,
-                target=target,
-                group_key=label_key,
-                key_added=_KEY,
-                **params,
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                align(
+                    test,
+                    source=source,
+                    target=target,
+                    group_key=label_key,
+                    key_added=_KEY,
+                    **params,
+                )
             seconds = fit_seconds + time.perf_counter() - start
+            if auto:
+                seconds += replicate_seconds
             values = score_coupling(
                 test, label_key=label_key, eval_label_key=eval_key, extra_eval_spaces=spaces
             )
             values.update(latent)
-            rows += _rows(row_base, values, metrics, seconds)
+            if auto:
+                values.update(_selection_values(test.uns[_KEY]["selection"]))
+            rows += _rows(row_base, values, row_metrics, seconds)
         except Exception as exc:
-            rows += _rows(row_base, {}, metrics, np.nan, "failed", _error_text(exc))
+            rows += _rows(row_base, {}, row_metrics, np.nan, "failed", _error_text(exc))
         finally:
             if _KEY in test.obsp:
                 del test.obsp[_KEY]
             test.uns.pop(_KEY, None)
     for m in emb:
-        del test.mod[m].obsm[_REP]
+        for key in [_REP, *replicate_keys]:
+            test.mod[m].obsm.pop(key, None)
     return rows
+
+
+def _selection_values(selection: Mapping[str, Any]) -> dict[str, float]:
+    """The verdict and the chosen candidate of an ``auto`` coupling, as numbers."""
+    choice = selection["choice"]
+    if choice["method"] == "uniform":
+        eps = float("inf")
+    elif choice["method"] == "emd":
+        eps = 0.0
+    else:
+        eps = float(choice.get("epsilon", np.nan))
+    signal = selection["signal"]
+    return {
+        "within_label_signal": float(bool(selection["within_label_signal"])),
+        "signal_agreement_ratio": float(signal["agreement_ratio"]),
+        "signal_p_value": float(signal["p_value"]),
+        "chosen_epsilon": eps,
+    }
 
 
 def run(
@@ -716,7 +898,7 @@ def run(
                                     "fold": split.fold,
                                     "learner": name,
                                 }
-                                rows = _run_unit(learner, split, cfg, d, base, seed)
+                                rows = _run_unit(learner, split, cfg, d, base, seed, params)
                                 all_rows += _flush(rows, results_path)
                                 bar.update(1)
     bar.close()

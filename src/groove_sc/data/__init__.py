@@ -3,12 +3,13 @@
 from ._datamodule import GrooveDataModule, PairedStepDataset
 from ._mudata import from_anndatas
 from ._sampler import LabelBalancedPairSampler
-from ._split import split_weakly_paired
+from ._split import split_disjoint, split_weakly_paired
 
 __all__ = [
     "GrooveDataModule",
     "LabelBalancedPairSampler",
     "PairedStepDataset",
     "from_anndatas",
+    "split_disjoint",
     "split_weakly_paired",
 ]

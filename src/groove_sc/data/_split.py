@@ -13,7 +13,7 @@ import pandas as pd
 
 from ._mudata import _check_label_key, _make_mudata
 
-__all__ = ["split_weakly_paired"]
+__all__ = ["split_disjoint", "split_weakly_paired"]
 
 
 def _resolve_modalities(mdata: md.MuData, modalities: Sequence[str] | None) -> tuple[str, str]:
@@ -286,3 +286,82 @@ def split_weakly_paired(
         uns["split"] = {**record, "role": role}
         out.append(_make_mudata(mods, uns=uns))
     return out[0], out[1]
+
+
+def split_disjoint(
+    mdata: md.MuData,
+    label_key: str = "perturbation",
+    *,
+    n_parts: int = 2,
+    modalities: Sequence[str] | None = None,
+    seed: int | None = 0,
+) -> list[md.MuData]:
+    """Split every modality's cells into disjoint parts, stratified by label.
+
+    For replicate fits that share no training cell (e.g.
+    :meth:`groove_sc.model.GROOVE.train_replicates`): within each modality the cells of each
+    label are dealt out at random to ``n_parts`` parts of (nearly) equal size, the part that
+    receives a label's first odd cell being random too. Cells with a missing label form their
+    own group. Weakly paired and paired input both work; nothing is paired across modalities.
+
+    Parameters
+    ----------
+    mdata
+        MuData (not a view); it is never modified.
+    label_key
+        Label column of each modality's ``.obs``.
+    n_parts
+        Number of parts, at least 2.
+    modalities
+        Modalities to split and keep (default: all).
+    seed
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    ``n_parts`` MuData objects; each holds, for every modality, a copy of its part of the
+    cells (``obs_names`` unchanged) and ``uns["split"]`` recording the part.
+    """
+    if not isinstance(mdata, md.MuData):
+        raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")
+    if mdata.is_view:
+        raise ValueError("`mdata` is a MuData view; pass a copy (`mdata.copy()`).")
+    if isinstance(n_parts, bool) or not isinstance(n_parts, (int, np.integer)) or n_parts < 2:
+        raise ValueError(f"`n_parts` must be an integer >= 2, got {n_parts!r}.")
+    names = list(mdata.mod) if modalities is None else list(modalities)
+    unknown = [m for m in names if m not in mdata.mod]
+    if unknown:
+        raise ValueError(
+            f"`modalities` contains unknown modality names {unknown}; available: {list(mdata.mod)}."
+        )
+    rng = np.random.default_rng(seed)
+    parts: list[dict[str, ad.AnnData]] = [{} for _ in range(n_parts)]
+    for m in names:
+        adata = mdata.mod[m]
+        _check_label_key(adata, label_key, m)
+        if adata.n_obs < n_parts:
+            raise ValueError(
+                f"modality {m!r} has {adata.n_obs} cells, fewer than `n_parts`={n_parts}."
+            )
+        labels = adata.obs[label_key].astype(object).fillna("__missing__").astype(str)
+        _, codes = np.unique(labels.to_numpy(), return_inverse=True)
+        order = np.lexsort((rng.random(adata.n_obs), codes))
+        sorted_codes = codes[order]
+        rank = np.arange(adata.n_obs) - np.searchsorted(sorted_codes, sorted_codes, side="left")
+        offset = rng.integers(0, n_parts, size=codes.max() + 1)
+        part = np.empty(adata.n_obs, dtype=np.int64)
+        part[order] = (rank + offset[sorted_codes]) % n_parts
+        for k in range(n_parts):
+            parts[k][m] = adata[np.flatnonzero(part == k)].copy()
+    out = []
+    for k, mods in enumerate(parts):
+        uns = copy.deepcopy(dict(mdata.uns))
+        uns["split"] = {
+            "protocol": "disjoint",
+            "part": k,
+            "n_parts": int(n_parts),
+            "label_key": label_key,
+            "seed": -1 if seed is None else int(seed),
+        }
+        out.append(_make_mudata(mods, uns=uns))
+    return out

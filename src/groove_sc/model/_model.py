@@ -20,6 +20,8 @@ from scvi.model.base import BaseModelClass
 from scvi.train import SaveCheckpoint, TrainRunner
 
 from ..data._datamodule import GrooveDataModule, PairedStepDataset
+from ..data._mudata import _make_mudata
+from ..data._split import split_disjoint
 from ..data._validate import (
     check_counts,
     check_finite,
@@ -32,11 +34,22 @@ from ..data._validate import (
 from ..module import GrooveModule
 from ..module._module import BATCH_KEY, LABELS_KEY, X_KEY
 from ..train import GrooveTrainingPlan
+from ..train._monitor import (
+    LABEL_TRANSFER_CELLS,
+    LABEL_TRANSFER_NEIGHBORS,
+    LABEL_TRANSFER_REFERENCE,
+    CellSample,
+    LabelTransferMonitor,
+    chance_label_transfer,
+    sample_rows,
+)
 
 logger = logging.getLogger(__name__)
 
 #: obs column (in each modality) holding the labels cast to the shared vocabulary
 LABELS_COLUMN = "_groove_labels"
+#: What ``train(early_stopping=True)`` watches unless told otherwise.
+DEFAULT_EARLY_STOPPING_MONITOR = "loss_validation"
 
 
 def _registry_key(modality: str, what: str) -> str:
@@ -64,6 +77,9 @@ class GROOVE(BaseModelClass):
         Hidden layers of each encoder and decoder.
     dropout_rate
         Dropout in the hidden layers.
+    input_dropout
+        Probability of zeroing each input feature of the encoders during training (a
+        denoising augmentation against memorising the training cells); ``0`` turns it off.
     likelihood
         ``"gaussian"`` (normalised features; standardised internally, MSE) or ``"nb"``
         (raw counts, negative binomial); one value for both modalities or a dict
@@ -113,6 +129,7 @@ class GROOVE(BaseModelClass):
         n_hidden: int = 128,
         n_layers: int = 2,
         dropout_rate: float = 0.1,
+        input_dropout: float = 0.0,
         likelihood: Literal["gaussian", "nb"] | dict[str, str] = "gaussian",
         beta: float = 0.3,
         tau: float = 0.5,
@@ -129,12 +146,20 @@ class GROOVE(BaseModelClass):
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
         if not 0 <= dropout_rate < 1:
             raise ValueError(f"`dropout_rate` must be in [0, 1), got {dropout_rate!r}.")
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"`input_dropout` must be in [0, 1), got {input_dropout!r}.")
         super().__init__(mdata)
         args = self.adata_manager.registry["setup_args"]
         self.modalities: list[str] = list(args["modalities"])
         self.layers: dict[str, str | None] = dict(args["layers"])
         self.perturbation_key: str = args["perturbation_key"]
         self.batch_key: str | None = args["batch_key"]
+        #: label transfer of an embedding without cross-modal structure (set by ``train``)
+        self.label_transfer_chance_: float = float("nan")
+        #: ``obs_names`` of the cells each modality trained on (set by ``train``)
+        self.training_obs_names_: dict[str, np.ndarray] | None = None
+        #: the arguments of the last ``train`` call (reused by ``train_replicates``)
+        self.train_kwargs_: dict | None = None
         if isinstance(likelihood, str):
             lks = [likelihood, likelihood]
         elif isinstance(likelihood, dict):
@@ -179,6 +204,7 @@ class GROOVE(BaseModelClass):
                 n_hidden=n_hidden,
                 n_layers=n_layers,
                 dropout_rate=dropout_rate,
+                input_dropout=input_dropout,
                 likelihood=lks,
                 n_batch=n_batch,
                 variational=variational,
@@ -422,8 +448,10 @@ class GROOVE(BaseModelClass):
         lr: float = 1e-3,
         weight_decay: float = 1e-6,
         early_stopping: bool = False,
+        early_stopping_monitor: str | None = None,
         early_stopping_patience: int = 20,
         check_val_every_n_epoch: int | None = 1,
+        label_transfer_cells: int = LABEL_TRANSFER_CELLS,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
         seed: int = 0,
@@ -437,7 +465,11 @@ class GROOVE(BaseModelClass):
         per label per modality, about ``batch_size`` cells per modality. Each modality's cells
         are split into training and ``validation_size`` validation cells. Every loss term is
         recorded per epoch in :attr:`history` (``loss``, ``reconstruction_<modality>``,
-        ``groupclip``, ``backtranslation``, each ``_train`` and ``_validation``).
+        ``groupclip``, ``backtranslation``, each ``_train`` and ``_validation``), and so is
+        the cross-modal label transfer of held-out cells, ``label_transfer_validation``, next
+        to that of a same-size sample of training cells, ``label_transfer_train`` (see
+        Notes); :attr:`label_transfer_chance_` is its value for an embedding without
+        cross-modal structure.
 
         Parameters
         ----------
@@ -455,12 +487,20 @@ class GROOVE(BaseModelClass):
         weight_decay
             Weight decay (Adam).
         early_stopping
-            Stop when ``loss_validation`` has not improved for ``early_stopping_patience``
-            epochs.
+            Stop when ``early_stopping_monitor`` has not improved for
+            ``early_stopping_patience`` epochs.
+        early_stopping_monitor
+            Any logged term, e.g. ``"loss_validation"``, ``"groupclip_validation"`` or
+            ``"label_transfer_validation"`` (terms named ``label_transfer_*`` are maximised,
+            the others minimised); default :data:`DEFAULT_EARLY_STOPPING_MONITOR`.
         early_stopping_patience
             Patience of early stopping, in epochs.
         check_val_every_n_epoch
             Validation frequency in epochs (``None``: no validation unless early stopping).
+        label_transfer_cells
+            Cells of each modality whose label transfer is scored per validation epoch (a
+            fixed random sample of the validation cells, and as many training cells); ``0``
+            turns the label transfer off.
         accelerator, devices
             Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts). With
             several devices pass ``strategy="ddp"`` (see Notes).
@@ -488,6 +528,19 @@ class GROOVE(BaseModelClass):
         from the registered (possibly sparse) matrices: nothing is densified or copied per
         epoch.
 
+        **Label transfer of held-out cells.** A model can tell the *training* cells' labels
+        apart across modalities by memorising them; what generalises is whether a held-out
+        cell lands next to the other modality's cells of its label. After each validation
+        epoch, every scored validation cell of modality A takes the majority label of its
+        15 nearest training cells of modality B in the latent space (and B's cells those of
+        A; :func:`~groove_sc.train.knn_label_transfer`); ``label_transfer_validation`` is
+        the mean of the two directions' accuracies. ``label_transfer_train`` is the same for
+        a sample of training cells of the same size: a gap between the two is memorisation.
+        The reference is a fixed sample of at most 5000 training cells per modality; cells
+        whose label the other modality lacks are not scored. With ``n`` validation cells per
+        modality the estimate's binomial standard error is about
+        ``sqrt(p (1 - p) / (2 n))`` (0.035 at ``p = 0.5`` and 100 cells).
+
         **Checkpoints and resuming.** Pass a Lightning
         :class:`~lightning.pytorch.callbacks.ModelCheckpoint` in ``callbacks`` to write
         resumable ``.ckpt`` files (weights, optimiser state, epoch), e.g.
@@ -499,6 +552,27 @@ class GROOVE(BaseModelClass):
         then holds the resumed epochs. Use the same ``seed``, ``batch_size`` and
         ``validation_size`` as the interrupted run.
         """
+        self.train_kwargs_ = {
+            "max_epochs": max_epochs,
+            "batch_size": batch_size,
+            "cells_per_label": cells_per_label,
+            "validation_size": validation_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "early_stopping": early_stopping,
+            "early_stopping_monitor": early_stopping_monitor,
+            "early_stopping_patience": early_stopping_patience,
+            "check_val_every_n_epoch": check_val_every_n_epoch,
+            "label_transfer_cells": label_transfer_cells,
+            "accelerator": accelerator,
+            "devices": devices,
+            "seed": seed,
+            **{
+                k: v
+                for k, v in trainer_kwargs.items()
+                if k not in ("callbacks", "ckpt_path", "logger", "strategy")
+            },
+        }
         if max_epochs is None:
             n_max = max(self.adata.mod[m].n_obs for m in self.modalities)
             max_epochs = get_max_epochs_heuristic(n_max)
@@ -518,14 +592,36 @@ class GROOVE(BaseModelClass):
         )
         if early_stopping and datamodule.n_val == 0:
             raise ValueError("`early_stopping=True` needs `validation_size` > 0.")
+        if not _is_int(label_transfer_cells) or label_transfer_cells < 0:
+            raise ValueError(
+                f"`label_transfer_cells` must be an integer >= 0, got {label_transfer_cells!r}."
+            )
+        validates = datamodule.n_val > 0 and all(len(v) for v in datamodule.val_idx)
+        monitor = None
+        if label_transfer_cells and validates and (check_val_every_n_epoch or early_stopping):
+            monitor = self._label_transfer_monitor(datamodule, label_transfer_cells, seed)
+        if early_stopping_monitor is None:
+            early_stopping_monitor = DEFAULT_EARLY_STOPPING_MONITOR
+        logged = self._logged_terms(label_transfer=monitor is not None)
+        if early_stopping_monitor not in logged:
+            raise ValueError(
+                f"`early_stopping_monitor`={early_stopping_monitor!r} is not logged by this "
+                f"training; choose one of {logged}."
+            )
         plan_kwargs = dict(plan_kwargs or {})
         plan_kwargs.setdefault("lr", lr)
         plan_kwargs.setdefault("weight_decay", weight_decay)
-        plan = self._training_plan_cls(self.module, modality_names=self.modalities, **plan_kwargs)
+        plan = self._training_plan_cls(
+            self.module, modality_names=self.modalities, label_transfer=monitor, **plan_kwargs
+        )
         if datamodule.n_val == 0:
             check_val_every_n_epoch = None
         trainer_kwargs.setdefault("early_stopping", early_stopping)
-        trainer_kwargs.setdefault("early_stopping_monitor", "loss_validation")
+        trainer_kwargs.setdefault("early_stopping_monitor", early_stopping_monitor)
+        trainer_kwargs.setdefault(
+            "early_stopping_mode",
+            "max" if early_stopping_monitor.startswith("label_transfer") else "min",
+        )
         trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
         if check_val_every_n_epoch is not None:
             trainer_kwargs.setdefault("check_val_every_n_epoch", check_val_every_n_epoch)
@@ -553,6 +649,110 @@ class GROOVE(BaseModelClass):
             runner()
         self.train_indices = dict(zip(self.modalities, datamodule.train_idx))
         self.validation_indices = dict(zip(self.modalities, datamodule.val_idx))
+        self.training_obs_names_ = {
+            m: np.asarray(self.adata.mod[m].obs_names[idx], dtype=str)
+            for m, idx in self.train_indices.items()
+        }
+
+    def train_replicates(
+        self,
+        n_replicates: int = 2,
+        *,
+        seed: int = 0,
+        **train_kwargs,
+    ) -> list[GROOVE]:
+        """Train independent copies of this model on disjoint parts of its cells.
+
+        The cells of each modality are split into ``n_replicates`` disjoint parts, stratified
+        by label (:func:`groove_sc.data.split_disjoint`); on each part a new model with this
+        model's parameters is set up and trained with this model's training arguments
+        (overridden by ``train_kwargs``). Replicates share no training cell and no
+        initialisation, so what they agree on about the *within-label* arrangement of the
+        cells is not noise they both memorised: :func:`groove_sc.tl.replicate_latents` and
+        :func:`groove_sc.tl.within_label_signal` use them to judge the matching without
+        ground truth.
+
+        Parameters
+        ----------
+        n_replicates
+            Number of replicates (parts of the cells), at least 2.
+        seed
+            Seed of the split; replicate ``k`` is initialised and trained with this model's
+            seeds plus ``k + 1``.
+        **train_kwargs
+            Passed to :meth:`train`, overriding the arguments of this model's last training.
+
+        Returns
+        -------
+        The trained replicates.
+        """
+        self._check_if_trained(warn=False)
+        data = self.adata
+        if set(data.mod) != set(self.modalities):
+            data = md_subset(data, self.modalities)
+        parts = split_disjoint(
+            data,
+            self.perturbation_key,
+            n_parts=n_replicates,
+            modalities=self.modalities,
+            seed=seed,
+        )
+        params = dict(self.init_params_["non_kwargs"])
+        params.update(self.init_params_.get("kwargs", {}).get("kwargs", {}))
+        base_seed = int(params.pop("seed", 0))
+        base_train = dict(self.train_kwargs_ or {})
+        train_seed = int(base_train.pop("seed", 0))
+        base_train.update(train_kwargs)
+        replicates = []
+        for k, part in enumerate(parts):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                type(self).setup_mudata(
+                    part,
+                    perturbation_key=self.perturbation_key,
+                    modalities=self.modalities,
+                    layers=self.layers,
+                    batch_key=self.batch_key,
+                )
+            replicate = type(self)(part, seed=base_seed + k + 1, **params)
+            replicate.train(**{"seed": train_seed + k + 1, **base_train})
+            replicates.append(replicate)
+        return replicates
+
+    def _logged_terms(self, *, label_transfer: bool) -> list[str]:
+        """The ``history`` keys a training run of this model logs."""
+        terms = ["loss"] + [f"reconstruction_{m}" for m in self.modalities] + ["groupclip"]
+        if self.module.alpha > 0:
+            terms.append("backtranslation")
+        if self.module.variational:
+            terms.append("kl")
+        keys = [f"{t}_{split}" for split in ("train", "validation") for t in terms]
+        if label_transfer:
+            keys += ["label_transfer_train", "label_transfer_validation"]
+        return keys
+
+    def _label_transfer_monitor(
+        self, datamodule: GrooveDataModule, n_cells: int, seed: int
+    ) -> LabelTransferMonitor:
+        """Fixed samples of validation, training and reference cells, and the chance level."""
+        rng = np.random.default_rng([seed, 0x4C54])
+        val = tuple(sample_rows(v, n_cells, rng) for v in datamodule.val_idx)
+        train = tuple(
+            sample_rows(t, len(v), rng) for t, v in zip(datamodule.train_idx, val, strict=True)
+        )
+        ref = tuple(sample_rows(t, LABEL_TRANSFER_REFERENCE, rng) for t in datamodule.train_idx)
+        labels = [self._labels(m) for m in self.modalities]
+        chance = [
+            chance_label_transfer(labels[m][val[m]], labels[1 - m][ref[1 - m]], seed=seed)
+            for m in range(2)
+        ]
+        self.label_transfer_chance_ = float(np.nanmean(chance))
+        return LabelTransferMonitor(
+            datamodule.dataset.__getitem__,
+            CellSample(ref),
+            {"validation": CellSample(val), "train": CellSample(train)},
+            n_neighbors=LABEL_TRANSFER_NEIGHBORS,
+        )
 
     # ------------------------------------------------------------------ inference
     def _matrix_for_inference(self, mdata: MuData, m: str):
@@ -715,6 +915,11 @@ class GROOVE(BaseModelClass):
         )
         out.uns["groove_translation"] = {"source": source, "target": target}
         return out
+
+
+def md_subset(mdata: MuData, modalities: Sequence[str]) -> MuData:
+    """A MuData holding only ``modalities`` of ``mdata`` (copies)."""
+    return _make_mudata({m: mdata.mod[m].copy() for m in modalities})
 
 
 def _is_int(value) -> bool:

@@ -51,6 +51,9 @@ class GrooveModule(BaseModuleClass):
         Number of hidden layers of each encoder and decoder.
     dropout_rate
         Dropout in the hidden layers.
+    input_dropout
+        Probability of zeroing each (normalised) input feature of the encoders in training
+        mode (see :class:`~groove_sc.nn.GrooveEncoder`).
     likelihood
         Likelihood of each modality, ``"gaussian"`` or ``"nb"``.
     n_batch
@@ -92,6 +95,7 @@ class GrooveModule(BaseModuleClass):
         n_hidden: int = 128,
         n_layers: int = 2,
         dropout_rate: float = 0.1,
+        input_dropout: float = 0.0,
         likelihood: Sequence[Likelihood] = ("gaussian", "gaussian"),
         n_batch: Sequence[int] = (0, 0),
         variational: bool = False,
@@ -120,6 +124,8 @@ class GrooveModule(BaseModuleClass):
             )
         if tau <= 0:
             raise ValueError(f"`tau` must be > 0, got {tau}.")
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"`input_dropout` must be in [0, 1), got {input_dropout!r}.")
         if beta < 0 or alpha < 0:
             raise ValueError(f"`beta` and `alpha` must be >= 0, got beta={beta}, alpha={alpha}.")
         self.n_input = list(map(int, n_input))
@@ -140,7 +146,14 @@ class GrooveModule(BaseModuleClass):
             cats = [self.n_batch[m]] if self.n_batch[m] > 1 else []
             self.encoders.append(
                 GrooveEncoder(
-                    self.n_input[m], n_latent, n_hidden, n_layers, dropout_rate, cats, variational
+                    self.n_input[m],
+                    n_latent,
+                    n_hidden,
+                    n_layers,
+                    dropout_rate,
+                    cats,
+                    variational,
+                    input_dropout=input_dropout,
                 )
             )
             self.decoders.append(

@@ -30,6 +30,10 @@ class GrooveEncoder(nn.Module):
         If ``True``, output a Gaussian posterior (mean and variance) and sample from it in
         training mode; in eval mode the mean is returned. If ``False`` the encoder is
         deterministic and the variance is ``None``.
+    input_dropout
+        Probability of zeroing each input feature in training mode (a denoising
+        augmentation: the encoder cannot rely on any single feature of a cell); the kept
+        features are scaled by ``1 / (1 - input_dropout)``. ``0`` turns it off.
     """
 
     def __init__(
@@ -41,9 +45,11 @@ class GrooveEncoder(nn.Module):
         dropout_rate: float = 0.1,
         n_cat_list: Sequence[int] | None = None,
         variational: bool = False,
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         self.variational = variational
+        self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.body = FCLayers(
             n_in=n_input,
             n_out=n_hidden,
@@ -61,7 +67,7 @@ class GrooveEncoder(nn.Module):
         self, x: torch.Tensor, *cat_list: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Encode ``x``; returns ``(z, mean, var)`` (``var`` is ``None`` if deterministic)."""
-        h = self.body(x, *cat_list)
+        h = self.body(self.input_dropout(x), *cat_list)
         mean = self.mean(h)
         if self.log_var is None:
             return mean, mean, None

@@ -23,6 +23,10 @@ def history(
 
     One panel per loss term (``loss``, ``reconstruction_<modality>``, ``groupclip``,
     ``backtranslation``, ``kl``), the training curve solid and the validation curve dashed.
+    The ``label_transfer`` panel shows the cross-modal label transfer of held-out cells
+    (dashed) against that of training cells (solid) and, dotted, its chance level
+    (``model.label_transfer_chance_``): a training curve far above the validation curve is a
+    model that memorises the training cells' labels.
 
     Parameters
     ----------
@@ -79,7 +83,13 @@ def history(
                 a.plot(np.arange(1, len(values) + 1), values, style, label=label)
         a.set_title(term.replace("_", " "))
         a.set_xlabel("epoch")
-        a.set_ylabel("loss")
+        if term == "label_transfer":
+            chance = getattr(model, "label_transfer_chance_", float("nan"))
+            if chance is not None and np.isfinite(chance):
+                a.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
+            a.set_ylabel("accuracy")
+        else:
+            a.set_ylabel("loss")
         a.legend(frameon=False, fontsize="small")
     fig.tight_layout()
     if save is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -60,6 +61,11 @@ def latent(
     in a random order so that one modality does not hide the other.
 
     ``mdata`` is not modified unless ``key_added`` is given.
+
+    Cells the model trained on (flagged by :func:`groove_sc.tl.latent` in
+    ``.obs[use_rep + "_training"]``) are drawn too, with a warning: a model can memorise its
+    training cells' labels, so that they form crisp cross-modal clusters where held-out cells
+    do not. Draw held-out cells to judge the alignment.
 
     Parameters
     ----------
@@ -145,6 +151,7 @@ def latent(
             f"`legend_loc` must be 'right margin', 'on data' or None, got {legend_loc!r}."
         )
     obs = _stacked_obs(mdata, mods)
+    _warn_training_cells(mdata, mods, use_rep)
     if groups is not None:
         if group_key not in obs:
             raise KeyError(f"`group_key`={group_key!r} is not a column of the modalities' .obs.")
@@ -207,6 +214,25 @@ def latent(
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
+def _warn_training_cells(mdata: Any, mods: list[str], use_rep: str) -> None:
+    column = use_rep + "_training"
+    counts = {
+        m: int(np.asarray(mdata.mod[m].obs[column], dtype=bool).sum())
+        for m in mods
+        if column in mdata.mod[m].obs
+    }
+    if any(counts.values()):
+        shown = ", ".join(f"{n} {m!r}" for m, n in counts.items() if n)
+        warnings.warn(
+            f"The plot shows {shown} cells the model trained on (.obs[{column!r}]); their "
+            "latent overstates how well the modalities align (a model can memorise the "
+            "labels of its training cells). Plot held-out cells to judge the alignment: the "
+            f"cells with .obs[{column!r}] False in each modality, or a test split.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _resolve_modalities(mdata: Any, use_rep: str, modalities: Sequence[str] | None) -> list[str]:
     if not hasattr(mdata, "mod"):
         raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")

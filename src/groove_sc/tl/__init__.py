@@ -2,10 +2,20 @@
 
 from ._align import align
 from ._impute import impute
-from ._latent import latent
+from ._latent import latent, replicate_latents
 from ._metrics import foscttm, imputation_metrics, label_transfer_accuracy, matching_metrics
+from ._selection import (
+    DEFAULT_CANDIDATES,
+    Selection,
+    WithinLabelSignal,
+    select_coupling,
+    within_label_signal,
+)
 
 __all__ = [
+    "DEFAULT_CANDIDATES",
+    "Selection",
+    "WithinLabelSignal",
     "align",
     "foscttm",
     "imputation_metrics",
@@ -13,4 +23,7 @@ __all__ = [
     "label_transfer_accuracy",
     "latent",
     "matching_metrics",
+    "replicate_latents",
+    "select_coupling",
+    "within_label_signal",
 ]

@@ -72,7 +72,12 @@ def align(
     *,
     source: str,
     target: str,
-    method: Literal["sinkhorn", "emd", "gw", "fgw", "coot", "uniform", "perfect"] = "sinkhorn",
+    method: Literal[
+        "sinkhorn", "emd", "gw", "fgw", "coot", "uniform", "perfect", "auto"
+    ] = "sinkhorn",
+    objective: Literal["matching", "imputation"] | None = None,
+    candidates: Sequence[dict[str, Any]] | None = None,
+    replicates: Sequence[str] | None = None,
     labeled: bool = True,
     group_key: str = "perturbation",
     use_rep: str = "X_groove",
@@ -150,6 +155,22 @@ def align(
         representation).
         ``"perfect"``: for evaluation only, mass ``1 / n_pairs`` on each true pair given by
         ``truth_key`` (jointly measured test cells); ignores labels and representations.
+        ``"auto"``: choose among ``candidates`` without ground truth, for ``objective``
+        (:func:`groove_sc.tl.select_coupling`), from two replicate representations
+        (``replicates``); the chosen aligner is then run on ``use_rep``. When the
+        replicates show no within-label signal the uniform coupling is returned, with a
+        warning. Needs ``labeled=True``.
+    objective
+        ``method="auto"`` only: ``"matching"`` (partners per cell; favours sharp couplings)
+        or ``"imputation"`` (profiles per cell; favours smoother couplings).
+    candidates
+        ``method="auto"`` only: ``tl.align`` keyword arguments of the aligners to choose
+        among (default :data:`groove_sc.tl.DEFAULT_CANDIDATES`: uniform, Sinkhorn at
+        ``epsilon`` 1, 0.3, 0.1, 0.03, 0.01, and EMD).
+    replicates
+        ``method="auto"`` only: two ``.obsm`` keys holding representations of the cells from
+        independent fits on disjoint cells; default: those recorded for ``use_rep`` by
+        :func:`groove_sc.tl.replicate_latents`.
     labeled
         Restrict the coupling to same-label pairs. ``False`` solves one global problem and
         stores a dense ``n x m`` block (mind the memory).
@@ -255,7 +276,9 @@ def align(
         Read it back with the orientation of the modalities using
         ``groove_sc.tl.impute`` / ``groove_sc.tl.matching_metrics``.
     ``mdata.uns[key_added]``
-        ``"params"`` (the arguments, ``None`` values omitted), ``"diagnostics"`` (a dict of
+        ``"params"`` (the arguments, ``None`` values omitted), ``"selection"``
+        (``method="auto"`` only: the objective, the candidates and their scores, the verdict
+        ``within_label_signal`` and the choice), ``"diagnostics"`` (a dict of
         arrays, one entry per label: ``label``, ``n_source``, ``n_target``, ``mass`` (stored block
         mass), ``cost`` (objective of the unit-mass block on normalised costs, without entropy;
         NaN for ``uniform``), ``converged``, ``n_iter``, ``marginal_error`` (largest relative
@@ -270,6 +293,43 @@ def align(
     >>> gs.tl.align(mdata, source="rna", target="protein", method="sinkhorn")
     >>> T = mdata.obsp["groove_coupling"]
     """
+    if method == "auto":
+        return _align_auto(
+            mdata,
+            dict(
+                source=source,
+                target=target,
+                labeled=labeled,
+                group_key=group_key,
+                use_rep=use_rep,
+                reg_m=reg_m,
+                semi_relaxed=semi_relaxed,
+                gw_form=gw_form,
+                alpha=alpha,
+                metric=metric,
+                normalize=normalize,
+                n_pcs=n_pcs,
+                max_iter=max_iter,
+                tol=tol,
+                batch_size=batch_size,
+                prune=prune,
+                top_k=top_k,
+                dtype=dtype,
+                device=device,
+                n_threads=n_threads,
+                dask_client=dask_client,
+                truth_key=truth_key,
+                key_added=key_added,
+                copy=copy,
+            ),
+            objective=objective,
+            candidates=candidates,
+            replicates=replicates,
+            epsilon=epsilon,
+        )
+    for name, value in (("objective", objective), ("candidates", candidates)):
+        if value is not None:
+            raise ValueError(f"`{name}` is only used with method='auto', got method={method!r}.")
     opts = _validate(
         mdata,
         source=source,
@@ -335,6 +395,62 @@ def align(
 
     diag_table = _diagnostics_table(blocks, diags)
     return _write(mdata, opts, coupling, diag_table, unmatched, t_start, key_added, copy)
+
+
+def _align_auto(
+    mdata: MuData,
+    kwargs: dict[str, Any],
+    *,
+    objective: str | None,
+    candidates: Sequence[dict[str, Any]] | None,
+    replicates: Sequence[str] | None,
+    epsilon: float | None,
+) -> MuData | None:
+    """``align(method="auto")``: choose a candidate without truth, then run it."""
+    from ._selection import select_coupling  # the selection module builds on this one
+
+    if objective is None:
+        raise ValueError(
+            "method='auto' needs `objective`: 'matching' (partners per cell; sharp couplings "
+            "win) or 'imputation' (profiles per cell; smoother couplings win)."
+        )
+    if not kwargs["labeled"]:
+        raise ValueError("method='auto' chooses among labeled couplings; use labeled=True.")
+    if epsilon is not None:
+        raise ValueError(
+            "method='auto' chooses epsilon itself; give the values to choose among in "
+            "`candidates` instead of `epsilon`."
+        )
+    if not isinstance(mdata, MuData):
+        raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")
+    selection = select_coupling(
+        mdata,
+        source=kwargs["source"],
+        target=kwargs["target"],
+        objective=objective,
+        group_key=kwargs["group_key"],
+        use_rep=kwargs["use_rep"],
+        replicates=replicates,
+        candidates=candidates,
+        n_threads=kwargs["n_threads"],
+    )
+    if not selection.signal.within_label_signal:
+        warnings.warn(
+            "align(method='auto'): no within-label signal was found "
+            f"({selection.reason}); returning the uniform-within-label coupling. Analyse the "
+            "perturbations at the label level (effects against the control in each "
+            "modality) rather than per cell.",
+            UserWarning,
+            stacklevel=3,
+        )
+    chosen = {**kwargs, **selection.choice}
+    out = align(mdata, **chosen)
+    target = out if kwargs["copy"] else mdata
+    record = dict(target.uns[kwargs["key_added"]])
+    record["selection"] = selection.to_dict()
+    record["params"] = {**record["params"], "auto_objective": objective}
+    target.uns[kwargs["key_added"]] = record
+    return out
 
 
 def _write(

@@ -9,6 +9,7 @@ from scvi.train import TrainingPlan
 
 from ..module import GrooveModule
 from ..module._module import X_KEY
+from ._monitor import LabelTransferMonitor
 
 
 class GrooveTrainingPlan(TrainingPlan):
@@ -21,7 +22,10 @@ class GrooveTrainingPlan(TrainingPlan):
 
     Logged per epoch (``model.history``): ``loss``, ``reconstruction_<modality>``,
     ``groupclip``, ``backtranslation`` and ``kl`` (variational only), each with the suffix
-    ``_train`` or ``_validation``.
+    ``_train`` or ``_validation``. With a ``label_transfer`` monitor, every validation epoch
+    also logs ``label_transfer_validation`` and ``label_transfer_train``: the cross-modal
+    k-NN label transfer of held-out cells and of a same-size sample of training cells
+    (:class:`~groove_sc.train.LabelTransferMonitor`).
 
     Parameters
     ----------
@@ -35,6 +39,8 @@ class GrooveTrainingPlan(TrainingPlan):
         Weight decay of Adam.
     eps
         Adam's epsilon.
+    label_transfer
+        Scores the cross-modal label transfer at the end of each validation epoch.
     **kwargs
         Passed to :class:`scvi.train.TrainingPlan`.
     """
@@ -47,10 +53,12 @@ class GrooveTrainingPlan(TrainingPlan):
         lr: float = 1e-3,
         weight_decay: float = 1e-6,
         eps: float = 1e-8,
+        label_transfer: LabelTransferMonitor | None = None,
         **kwargs,
     ):
         super().__init__(module, lr=lr, weight_decay=weight_decay, eps=eps, **kwargs)
         self.modality_names = list(modality_names)
+        self.label_transfer = label_transfer
         self.automatic_optimization = False
 
     def on_fit_start(self) -> None:
@@ -96,6 +104,19 @@ class GrooveTrainingPlan(TrainingPlan):
             self.manual_backward(backtranslation)
             opt.step()
         self._log_terms(step1, backtranslation, batch, "train")
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the cross-modal label transfer of validation and training cells."""
+        if self.label_transfer is None or self.trainer.sanity_checking:
+            return
+        for name, value in self.label_transfer.score(self.module).items():
+            self.log(
+                f"label_transfer_{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=self.use_sync_dist,
+            )
 
     def validation_step(self, batch, batch_idx):
         """Evaluate every loss term on validation cells (no optimiser step)."""
