@@ -28,7 +28,12 @@ def test_quick_config_every_cell_present_and_no_nan(quick_out):
     for protocol in protocols:
         part = res[res.protocol == protocol]
         cells = part.groupby(["learner", "aligner"])["status"].agg(set)
-        expected = {(lrn, aln) for lrn in cfg["learners"] for aln in cfg["aligners"]}
+        expected = {
+            (lrn, aln)
+            for lrn in cfg["learners"]
+            for aln, params in cfg["aligners"].items()
+            if params.get("learners") is None or lrn in params["learners"]
+        }
         assert set(cells.index) == expected
         for (learner, aligner), status in cells.items():
             if learner == "pca" and aligner in SHARED_SPACE:
@@ -37,11 +42,19 @@ def test_quick_config_every_cell_present_and_no_nan(quick_out):
                 assert status == {"ok"}, (learner, aligner, part.error.unique())
     ok = res[res.status == "ok"]
     assert not ok["value"].isna().any()
-    for learner, part in ok.groupby("learner"):
+    groove_kinds = {"groove", "groove_no_groupclip", "groove_no_backtranslation"}
+    groove_kinds |= {"autoencoder", "clip_random_pairs"}
+    for (learner, protocol), part in ok.groupby(["learner", "protocol"]):
         expected = set(gb.COUPLING_METRICS)
         if learner != "pca":
             expected |= set(gb.LATENT_METRICS)
-        assert set(part.metric) == expected
+        if protocol == "heldout_labels":  # no training cells of the test labels to transfer from
+            expected -= set(gb.TRAIN_REFERENCE_METRICS)
+        if learner in groove_kinds:  # trained with validation cells (the package defaults)
+            expected |= set(gb.FIT_METRICS)
+        for aligner, rows in part.groupby("aligner"):
+            extra = set(gb.SELECTION_METRICS) if aligner.startswith("auto") else set()
+            assert set(rows.metric) == expected | extra, (learner, protocol, aligner)
     uniform = ok[(ok.aligner == "uniform") & (ok.metric == "trace_ratio")]
     np.testing.assert_allclose(uniform["value"], 1.0, rtol=1e-6)
 

@@ -687,7 +687,7 @@ def case_train_bad_sizes(ctx):
         ({"batch_size": 0}, r"`batch_size` must be an integer >= 1, got 0"),
         ({"cells_per_label": 0}, r"`cells_per_label` must be an integer >= 1, got 0"),
         ({"max_epochs": 1.5}, r"`max_epochs` must be an integer >= 1, got 1\.5"),
-        ({"validation_size": 1.5}, r"`validation_size` must be in \[0, 1\), got 1\.5"),
+        ({"validation_size": 1.5}, r"`validation_size` must be in \[0, 1\) or None, got 1\.5"),
     ):
         fails(model.adata, lambda kw=kw: model.train(**{**TRAIN, **kw}), ValueError, match)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import groove_sc as gs
 from groove_sc.data import from_anndatas, split_weakly_paired
 from groove_sc.datasets import simulate
 
@@ -254,3 +255,49 @@ def test_from_anndatas_errors():
         from_anndatas({"rna": a, "protein": np.zeros((2, 2))})
     with pytest.raises(TypeError, match="mapping"):
         from_anndatas([a, b])
+
+
+# ------------------------------------------------------------------ split_disjoint
+def _weak(seed=0):
+    mdata = gs.datasets.simulate(n_perturbations=5, cells_per_perturbation=31, seed=seed)
+    train, _ = gs.data.split_weakly_paired(mdata, "perturbation", seed=seed)
+    return train
+
+
+def test_split_disjoint_parts_are_disjoint_stratified_and_cover_the_cells():
+    train = _weak()
+    parts = gs.data.split_disjoint(train, "perturbation", n_parts=2, seed=3)
+    assert len(parts) == 2
+    for m in train.mod:
+        names = [set(p.mod[m].obs_names) for p in parts]
+        assert not names[0] & names[1]
+        assert names[0] | names[1] == set(train.mod[m].obs_names)
+        counts = [p.mod[m].obs["perturbation"].value_counts().sort_index() for p in parts]
+        assert (abs(counts[0] - counts[1]) <= 1).all()  # each label dealt out evenly
+    assert parts[1].uns["split"] == {
+        "protocol": "disjoint", "part": 1, "n_parts": 2, "label_key": "perturbation", "seed": 3
+    }
+
+
+def test_split_disjoint_is_seeded_and_leaves_the_input_alone():
+    train = _weak()
+    before = {m: train.mod[m].obs_names.copy() for m in train.mod}
+    a = gs.data.split_disjoint(train, "perturbation", seed=1)
+    b = gs.data.split_disjoint(train, "perturbation", seed=1)
+    c = gs.data.split_disjoint(train, "perturbation", seed=2)
+    for m in train.mod:
+        assert list(a[0].mod[m].obs_names) == list(b[0].mod[m].obs_names)
+        assert train.mod[m].obs_names.equals(before[m])
+    assert any(list(a[0].mod[m].obs_names) != list(c[0].mod[m].obs_names) for m in train.mod)
+
+
+def test_split_disjoint_errors_name_the_argument():
+    train = _weak()
+    with pytest.raises(ValueError, match="n_parts"):
+        gs.data.split_disjoint(train, "perturbation", n_parts=1)
+    with pytest.raises(KeyError, match="label_key='nope'"):
+        gs.data.split_disjoint(train, "nope")
+    with pytest.raises(ValueError, match="unknown modality"):
+        gs.data.split_disjoint(train, "perturbation", modalities=["rna", "atac"])
+    with pytest.raises(ValueError, match="view"):
+        gs.data.split_disjoint(train[:10], "perturbation")

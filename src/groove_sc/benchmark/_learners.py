@@ -146,16 +146,18 @@ class GrooveLearner(Learner):
     name
         Name in the results table.
     max_epochs
-        Training epochs (ignored when ``n_steps`` is given).
+        Training epochs (ignored when ``n_steps`` is given); ``None``: the model's default
+        (at most, with early stopping).
     n_steps
         Training steps; converted to epochs of ``ceil(max(n_a, n_b) / batch_size)`` steps, so
         that datasets of different sizes get the same number of updates.
     batch_size, cells_per_label, lr
         Passed to :meth:`groove_sc.model.GROOVE.train`.
     validation_size, early_stopping, early_stopping_monitor, early_stopping_patience
-        Passed to :meth:`groove_sc.model.GROOVE.train` (validation cells are held out of the
-        fit; with ``validation_size > 0`` the final ``label_transfer_validation`` is reported
-        as a metric of the fit).
+        Passed to :meth:`groove_sc.model.GROOVE.train`; the defaults are the model's
+        (validation cells held out of the fit, early stopping on
+        ``groupclip_validation``). With validation cells, the final
+        ``label_transfer_validation`` is reported as a metric of the fit.
     accelerator
         Lightning accelerator (default ``"cpu"``).
     **model_kwargs
@@ -167,13 +169,13 @@ class GrooveLearner(Learner):
         self,
         name: str | None = "groove",
         *,
-        max_epochs: int = 100,
+        max_epochs: int | None = None,
         n_steps: int | None = None,
         batch_size: int = 128,
         cells_per_label: int = 8,
         lr: float = 1e-3,
-        validation_size: float = 0.0,
-        early_stopping: bool = False,
+        validation_size: float | None = None,
+        early_stopping: bool | None = None,
         early_stopping_monitor: str | None = None,
         early_stopping_patience: int = 20,
         accelerator: str = "cpu",
@@ -204,17 +206,18 @@ class GrooveLearner(Learner):
         epochs = p["max_epochs"]
         if p["n_steps"] is not None:
             epochs = _epochs_for_steps(data, p["batch_size"], int(p["n_steps"]))
+        validates = p["validation_size"] is None or p["validation_size"] > 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             GROOVE.setup_mudata(data, perturbation_key=label_key)
             self.model = GROOVE(data, seed=seed, **self.model_kwargs)
             self.model.train(
-                max_epochs=int(epochs),
+                max_epochs=None if epochs is None else int(epochs),
                 batch_size=p["batch_size"],
                 cells_per_label=p["cells_per_label"],
                 lr=p["lr"],
                 validation_size=p["validation_size"],
-                check_val_every_n_epoch=1 if p["validation_size"] > 0 else None,
+                check_val_every_n_epoch=1 if validates else None,
                 early_stopping=p["early_stopping"],
                 early_stopping_monitor=p["early_stopping_monitor"],
                 early_stopping_patience=p["early_stopping_patience"],
@@ -223,7 +226,7 @@ class GrooveLearner(Learner):
                 seed=seed,
                 enable_progress_bar=False,
                 enable_model_summary=False,
-                logger=None if p["validation_size"] > 0 else False,
+                logger=None if validates else False,
                 enable_checkpointing=False,
             )
         self.training_obs_names = dict(self.model.training_obs_names_)

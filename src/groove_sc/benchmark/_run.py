@@ -68,6 +68,9 @@ LATENT_METRICS = [
     "label_transfer_heldout",
     "label_transfer_train",
 ]
+#: Latent metrics against the training cells (``heldout_cells`` protocol only: with held-out
+#: labels the test labels have no training cells to transfer from).
+TRAIN_REFERENCE_METRICS = ["label_transfer_heldout", "label_transfer_train"]
 #: Scores a fit reports about itself (GROOVE with validation cells).
 FIT_METRICS = ["label_transfer_validation"]
 #: Extra metrics of ``method: auto`` rows: the truth-free verdict and the chosen candidate
@@ -147,6 +150,10 @@ def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         aligners:                   # name -> groove_sc.tl.align keyword arguments
           sinkhorn: {method: sinkhorn, epsilon: 0.05}
           decoder: {method: decoder}  # imputation through the decoders (no coupling)
+          auto_matching:              # truth-free choice (replicates refitted on halves)
+            {method: auto, objective: matching, learners: [groove, clip_random_pairs]}
+
+    An aligner with ``learners:`` is run only with those learners (no rows for the others).
 
     Parameters
     ----------
@@ -239,6 +246,15 @@ def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(aligners, (list, tuple)):
         aligners = {a: {"method": a} for a in aligners}
     cfg["aligners"] = {k: {"method": k, **dict(v or {})} for k, v in aligners.items()}
+    for name, params in cfg["aligners"].items():
+        only = params.get("learners")
+        if only is not None:
+            unknown = [x for x in only if x not in cfg["learners"]]
+            if unknown:
+                raise KeyError(
+                    f"aligner {name!r}: `learners` names {unknown}, which are not in "
+                    f"`learners` ({list(cfg['learners'])})."
+                )
     return cfg
 
 
@@ -459,15 +475,7 @@ def score_translation(test: MuData, learner: Learner) -> dict[str, float]:
     return {k: _mean2(reads[0][k], reads[1][k]) for k in DECODER_METRICS}
 
 
-def _latent_metrics(
-    emb: Mapping[str, np.ndarray],
-    test: MuData,
-    label_key: str,
-    emb_train: Mapping[str, np.ndarray],
-    train: MuData,
-    training_obs_names: Mapping[str, np.ndarray] | None,
-    seed: int,
-) -> dict:
+def _latent_metrics(emb: Mapping[str, np.ndarray], test: MuData, label_key: str) -> dict:
     from ..tl import foscttm, label_transfer_accuracy
 
     a, b = list(test.mod)
@@ -477,15 +485,7 @@ def _latent_metrics(
     transfer = (
         label_transfer_accuracy(za, la, zb, lb) + label_transfer_accuracy(zb, lb, za, la)
     ) / 2
-    heldout, trained = _label_transfer_vs_training(
-        emb, test, emb_train, train, label_key, training_obs_names, seed
-    )
-    return {
-        "foscttm": foscttm(za, zb),
-        "label_transfer_latent": transfer,
-        "label_transfer_heldout": heldout,
-        "label_transfer_train": trained,
-    }
+    return {"foscttm": foscttm(za, zb), "label_transfer_latent": transfer}
 
 
 def _label_transfer_vs_training(
@@ -657,20 +657,20 @@ def _run_unit(
                 raise FloatingPointError(f"embedding of {m!r} has non-finite values")
     except Exception as exc:  # a failed fit is recorded for each aligner, never fatal
         err = _error_text(exc)
-        for aligner in cfg["aligners"]:
-            rows += _rows({**base, "aligner": aligner}, {}, metrics, np.nan, "failed", err)
+        for aligner, p in cfg["aligners"].items():
+            if p.get("learners") is None or base["learner"] in p["learners"]:
+                rows += _rows({**base, "aligner": aligner}, {}, metrics, np.nan, "failed", err)
         return rows
     latent = {}
     if learner.shared_space:
-        latent = _latent_metrics(
-            emb,
-            test,
-            eval_key,
-            emb_train,
-            split.train,
-            learner.training_obs_names,
-            seed,
-        )
+        latent = _latent_metrics(emb, test, eval_key)
+        if split.protocol == "heldout_cells":  # held-out labels have no training reference
+            heldout, trained = _label_transfer_vs_training(
+                emb, test, emb_train, split.train, eval_key, learner.training_obs_names, seed
+            )
+            latent.update(label_transfer_heldout=heldout, label_transfer_train=trained)
+        else:
+            metrics = [m for m in metrics if m not in TRAIN_REFERENCE_METRICS]
     latent.update(learner.fit_metrics)
     fit_metrics = [m for m in FIT_METRICS if m in learner.fit_metrics]
     metrics += fit_metrics
@@ -678,7 +678,14 @@ def _run_unit(
         test.mod[m].obsm[_REP] = z
     replicate_keys: list[str] = []
     replicate_error = ""
-    wants_auto = any(p.get("method") == "auto" for p in cfg["aligners"].values())
+    aligners = {
+        a: dict(p)
+        for a, p in cfg["aligners"].items()
+        if p.get("learners") is None or base["learner"] in p["learners"]
+    }
+    for p in aligners.values():
+        p.pop("learners", None)
+    wants_auto = any(p.get("method") == "auto" for p in aligners.values())
     if wants_auto and learner.shared_space:
         try:
             start = time.perf_counter()
@@ -693,7 +700,7 @@ def _run_unit(
                 replicate_keys.append(key)
         except Exception as exc:
             replicate_error = _error_text(exc)
-    for aligner, params in cfg["aligners"].items():
+    for aligner, params in aligners.items():
         params = dict(params)
         row_base = {**base, "aligner": aligner}
         method = params.get("method")

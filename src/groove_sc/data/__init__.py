@@ -1,6 +1,6 @@
 """Data: building and splitting weakly paired MuData objects, and the training data module."""
 
-from ._datamodule import GrooveDataModule, PairedStepDataset
+from ._datamodule import GrooveDataModule, PairedStepDataset, default_validation_cells
 from ._mudata import from_anndatas
 from ._sampler import LabelBalancedPairSampler
 from ._split import split_disjoint, split_weakly_paired
@@ -9,6 +9,7 @@ __all__ = [
     "GrooveDataModule",
     "LabelBalancedPairSampler",
     "PairedStepDataset",
+    "default_validation_cells",
     "from_anndatas",
     "split_disjoint",
     "split_weakly_paired",

@@ -115,7 +115,7 @@ def agreement_ratio(
 
 
 class AgreementTest(NamedTuple):
-    """Agreement of two couplings against the within-label permutation null.
+    r"""Agreement of two couplings against the within-label permutation null.
 
     Attributes
     ----------
@@ -131,6 +131,12 @@ class AgreementTest(NamedTuple):
         One-sided permutation p-value, ``(1 + #{null >= observed}) / (1 + n_permutations)``.
     n_permutations
         Permutations drawn.
+    correlation
+        Correlation of the two couplings' departures from the uniform coupling,
+        :math:`\langle t - u, r - u\rangle / (\lVert t - u\rVert \lVert r - u\rVert)`
+        summed over blocks with the weights of the ratio: a scale-free effect size, 0 for
+        unrelated couplings and 1 for identical ones, comparable across epsilon and label
+        sizes.
     """
 
     ratio: float
@@ -139,6 +145,7 @@ class AgreementTest(NamedTuple):
     z: float
     p_value: float
     n_permutations: int
+    correlation: float
 
 
 def agreement_test(
@@ -175,15 +182,19 @@ def agreement_test(
     rng = np.random.default_rng(seed)
     observed = 0.0
     den = 0.0
+    self_t = self_r = 0.0
     null = np.zeros(int(n_permutations))
     for t, r, w in zip(plans, reference, weights):
         n, m = np.shape(t)
         if n == 0 or m == 0:
             continue
         scale = w * n
-        c = _unit(t).T @ _unit(r)  # (m, m): c[j, k] = sum_i t_ij r_ik
+        tu, ru = _unit(t), _unit(r)
+        c = tu.T @ ru  # (m, m): c[j, k] = sum_i t_ij r_ik
         observed += scale * float(np.trace(c))
         den += w * n / (n * m)
+        self_t += scale * (float((tu * tu).sum()) - 1.0 / (n * m))
+        self_r += scale * (float((ru * ru).sum()) - 1.0 / (n * m))
         if m > 1:
             perms = np.argsort(rng.random((len(null), m)), axis=1)
             null += scale * c[np.arange(m)[None, :], perms].sum(axis=1)
@@ -191,12 +202,16 @@ def agreement_test(
             null += scale * float(c[0, 0])
     if den == 0:
         nan = float("nan")
-        return AgreementTest(nan, nan, nan, nan, nan, int(n_permutations))
+        return AgreementTest(nan, nan, nan, nan, nan, int(n_permutations), nan)
+    norm = np.sqrt(max(self_t, 0.0) * max(self_r, 0.0))
+    corr = (observed - den) / norm if norm > 0 else 0.0
     ratio, null = observed / den, null / den
     sd = float(null.std())
     z = (ratio - float(null.mean())) / sd if sd > 0 else 0.0
     p = (1.0 + float((null >= ratio - 1e-12 * abs(ratio)).sum())) / (1.0 + len(null))
-    return AgreementTest(float(ratio), float(null.mean()), sd, float(z), p, int(n_permutations))
+    return AgreementTest(
+        float(ratio), float(null.mean()), sd, float(z), p, int(n_permutations), float(corr)
+    )
 
 
 class ImputationGain(NamedTuple):
