@@ -73,7 +73,7 @@ DATASETS = {
         {"subsample_per_label": 100, "log1p": True},
     ),
 }
-SIGNAL_EPSILONS = (0.05, 0.3, 1.0, 3.0)
+SIGNAL_EPSILONS = (0.05, 0.3, 1.0, 3.0)  # 1.0: the verdict coupling
 
 
 def _quiet() -> None:
@@ -219,8 +219,34 @@ def _spearman(x, y) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def apply_rule(units: pd.DataFrame, verdicts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The package's verdict and choices, derived from the saved statistics and scores.
+
+    ``within_label_signal`` is :func:`groove_sc.tl._selection.signal_verdict` of the verdict
+    coupling's statistics; the choice of each objective is the best-scoring candidate with
+    signal and the uniform coupling without, as in :func:`groove_sc.tl.select_coupling`.
+    """
+    from groove_sc.tl._selection import SIGNAL_COUPLING, signal_verdict
+
+    eps = SIGNAL_COUPLING["epsilon"]
+    verdicts = verdicts.copy()
+    verdicts["within_label_signal"] = [
+        signal_verdict(p, r) for p, r in zip(verdicts[f"p@{eps}"], verdicts[f"correlation@{eps}"])
+    ]
+    units = units.copy()
+    signal = verdicts.set_index(["dataset", "seed"])["within_label_signal"]
+    for objective, col in (("matching", "agreement_ratio"), ("imputation", "imputation_gain")):
+        chosen = np.zeros(len(units), dtype=bool)
+        for (d, s), g in units.groupby(["dataset", "seed"]):
+            pick = g[col].idxmax() if signal[(d, s)] else g.index[g.candidate == "uniform"][0]
+            chosen[units.index.get_loc(pick)] = True
+        units[f"chosen_{objective}"] = chosen
+    return units, verdicts
+
+
 def summarise(units: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     """Markdown summary: rank correlations, verdict accuracy, the auto choice."""
+    units, verdicts = apply_rule(units, verdicts)
     lines = ["# Judging results without ground truth: validation against the truth", ""]
     # within-unit rank correlation of each score with its truth, over the candidates
     rc = []
@@ -286,7 +312,7 @@ def summarise(units: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     ]
     # the auto choice against uniform and the best fixed candidate
     out = []
-    for (d, s), g in units.groupby(["dataset", "seed"]):
+    for (d, _seed), g in units.groupby(["dataset", "seed"]):
         g = g.set_index("candidate")
         m, i = g[g.chosen_matching].iloc[0], g[g.chosen_imputation].iloc[0]
         out.append(
@@ -324,7 +350,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="rewrite summary.md from the units.csv and verdicts.csv already in --out",
+    )
     args = parser.parse_args(argv)
+    if args.summarise_only:
+        units = pd.read_csv(args.out / "units.csv", keep_default_na=False, na_values=[""])
+        verdicts = pd.read_csv(args.out / "verdicts.csv", keep_default_na=False, na_values=[""])
+        old = (args.out / "summary.md").read_text() if (args.out / "summary.md").exists() else ""
+        wall = [line for line in old.splitlines() if line.startswith("Wall time")]
+        text = summarise(units, verdicts) + ("\n" + wall[0] + "\n" if wall else "")
+        (args.out / "summary.md").write_text(text)
+        print(text)
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     tasks = [
         (d, s)
@@ -334,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     rows, verdicts = [], []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for (d, s), (r, v) in zip(tasks, pool.map(run_unit, *zip(*tasks))):
+        for r, v in pool.map(run_unit, *zip(*tasks)):
             rows += r
             verdicts.append(v)
             print(json.dumps({k: v[k] for k in ("dataset", "seed", "within_label_signal")}))

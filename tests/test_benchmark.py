@@ -122,9 +122,7 @@ def test_run_tidy_table(results):
     assert (cells.drop(("pca", "sinkhorn")) == "ok").all()
     ok = results[results.status == "ok"]
     assert ok["value"].notna().all()
-    assert set(ok.metric) == set(gb.COUPLING_METRICS) | set(gb.LATENT_METRICS) | set(
-        gb.FIT_METRICS
-    )
+    assert set(ok.metric) == set(gb.COUPLING_METRICS) | set(gb.LATENT_METRICS) | set(gb.FIT_METRICS)
     assert not set(ok[ok.learner == "pca"].metric) & set(gb.LATENT_METRICS)
     assert set(ok[ok.learner == "groove"].metric) >= set(gb.FIT_METRICS)  # validation cells
     value = ok.set_index(["learner", "aligner", "metric"])["value"]

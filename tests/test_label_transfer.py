@@ -17,7 +17,10 @@ def test_knn_label_transfer_matches_the_numpy_metric():
     zq[:, 0] += lq
     for k in (1, 7, 15):
         correct, n = knn_label_transfer(
-            torch.as_tensor(zq), torch.as_tensor(lq), torch.as_tensor(zr), torch.as_tensor(lr),
+            torch.as_tensor(zq),
+            torch.as_tensor(lq),
+            torch.as_tensor(zr),
+            torch.as_tensor(lr),
             n_neighbors=k,
         )
         expected = gs.tl.label_transfer_accuracy(zr, lr, zq, lq, n_neighbors=k)

@@ -275,7 +275,11 @@ def test_split_disjoint_parts_are_disjoint_stratified_and_cover_the_cells():
         counts = [p.mod[m].obs["perturbation"].value_counts().sort_index() for p in parts]
         assert (abs(counts[0] - counts[1]) <= 1).all()  # each label dealt out evenly
     assert parts[1].uns["split"] == {
-        "protocol": "disjoint", "part": 1, "n_parts": 2, "label_key": "perturbation", "seed": 3
+        "protocol": "disjoint",
+        "part": 1,
+        "n_parts": 2,
+        "label_key": "perturbation",
+        "seed": 3,
     }
 
 

@@ -78,6 +78,7 @@ FIT_METRICS = ["label_transfer_validation"]
 SELECTION_METRICS = [
     "within_label_signal",
     "signal_agreement_ratio",
+    "signal_reliability",
     "signal_p_value",
     "chosen_epsilon",
 ]
@@ -779,6 +780,7 @@ def _selection_values(selection: Mapping[str, Any]) -> dict[str, float]:
     return {
         "within_label_signal": float(bool(selection["within_label_signal"])),
         "signal_agreement_ratio": float(signal["agreement_ratio"]),
+        "signal_reliability": float(signal["reliability"]),
         "signal_p_value": float(signal["p_value"]),
         "chosen_epsilon": eps,
     }
