@@ -84,7 +84,7 @@ def test_label_transfer_off_and_unknown_monitor(quiet_trainer):
     model = GROOVE(mdata)
     model.train(max_epochs=2, label_transfer_cells=0, **quiet_trainer)
     assert "label_transfer_validation" not in model.history
-    with pytest.raises(ValueError, match="early_stopping_monitor.*label_transfer_validation"):
+    with pytest.raises(ValueError, match=r"early_stopping_monitor.*label_transfer_validation"):
         model.train(max_epochs=2, early_stopping=True, early_stopping_monitor="nope")
     with pytest.raises(ValueError, match="label_transfer_cells"):
         model.train(max_epochs=2, label_transfer_cells=-1)

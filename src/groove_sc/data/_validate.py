@@ -110,14 +110,50 @@ def check_finite(x, where: str) -> None:
         )
 
 
+#: Entries inspected when checking whether a matrix holds counts (a seeded sample).
+_COUNT_SAMPLE = 1_000_000
+
+
+def _sample_values(x) -> np.ndarray:
+    data = x.data if sparse.issparse(x) else np.asarray(x).ravel()
+    if data.size > _COUNT_SAMPLE:
+        idx = np.random.default_rng(0).choice(data.size, _COUNT_SAMPLE, replace=False)
+        data = data[idx]
+    return np.asarray(data, dtype=np.float64)
+
+
 def check_counts(x, where: str) -> None:
-    """Raise if ``x`` holds negative values (a count likelihood needs counts)."""
+    """Raise unless ``x`` holds raw counts (non-negative integers), as ``likelihood='nb'`` needs.
+
+    Non-integer values (e.g. log-normalised or scaled data) are detected on a seeded sample
+    of the entries.
+    """
     data = x.data if sparse.issparse(x) else np.asarray(x)
     if data.size and data.min() < 0:
         raise ValueError(
             f"{where} holds negative values, but `likelihood='nb'` needs raw counts; use "
-            "likelihood='gaussian' for normalised or scaled data."
+            "likelihood='gaussian' for normalised or scaled data, or register the counts "
+            "with setup_mudata(..., layers='counts')."
         )
+    sample = _sample_values(x)
+    frac = sample[np.abs(sample - np.round(sample)) > 1e-6]
+    if frac.size:
+        raise ValueError(
+            f"{where} holds non-integer values (e.g. {frac[0]:.4g}), but `likelihood='nb'` "
+            "needs raw counts: register the counts layer with setup_mudata(..., "
+            "layers={'<modality>': 'counts'}), or use likelihood='gaussian' for normalised "
+            "data."
+        )
+
+
+def looks_like_counts(x) -> bool:
+    """Whether ``x`` looks like raw counts: non-negative integers with a wide range."""
+    sample = _sample_values(x)
+    if not sample.size or sample.min() < 0:
+        return False
+    if np.abs(sample - np.round(sample)).max() > 1e-6:
+        return False
+    return float(sample.max()) > 20
 
 
 def label_column(adata: AnnData, key: str, modality: str, argument: str) -> pd.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from scipy import sparse
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
 from scvi.model._utils import get_max_epochs_heuristic
 from scvi.model.base import BaseModelClass
-from scvi.train import SaveCheckpoint, TrainRunner
+from scvi.train import SaveCheckpoint, TrainingPlan, TrainRunner
 
 from ..data._datamodule import GrooveDataModule, PairedStepDataset
 from ..data._mudata import _make_mudata
@@ -28,6 +29,7 @@ from ..data._validate import (
     check_mudata,
     get_matrix,
     label_column,
+    looks_like_counts,
     resolve_layers,
     resolve_modalities,
 )
@@ -188,6 +190,16 @@ class GROOVE(BaseModelClass):
                 totals = np.asarray(x.sum(axis=1)).ravel()
                 libs.append(float(max(np.median(totals), 1.0)))
             else:
+                if looks_like_counts(x):
+                    warnings.warn(
+                        f"The data of modality {m!r} look like raw counts (non-negative "
+                        "integers up to "
+                        f"{float(x.max()):.0f}) but its likelihood is 'gaussian': pass "
+                        f"likelihood={{{m!r}: 'nb'}} for counts, or log-normalise them first "
+                        "(scanpy.pp.normalize_total and scanpy.pp.log1p).",
+                        UserWarning,
+                        stacklevel=2,
+                    )
                 mean, std = _column_mean_std(x)
                 means.append(mean)
                 stds.append(std)
@@ -566,6 +578,8 @@ class GROOVE(BaseModelClass):
         then holds the resumed epochs. Use the same ``seed``, ``batch_size`` and
         ``validation_size`` as the interrupted run.
         """
+        validation_size = self._scvi_style_arguments(validation_size, trainer_kwargs)
+        _check_plan_kwargs(plan_kwargs, self._training_plan_cls)
         self.train_kwargs_ = {
             "max_epochs": max_epochs,
             "batch_size": batch_size,
@@ -675,6 +689,30 @@ class GROOVE(BaseModelClass):
             m: np.asarray(self.adata.mod[m].obs_names[idx], dtype=str)
             for m, idx in self.train_indices.items()
         }
+
+    @staticmethod
+    def _scvi_style_arguments(validation_size, trainer_kwargs: dict):
+        """Translate (or refuse, with the GROOVE equivalent) scvi-tools ``train`` arguments."""
+        if "train_size" in trainer_kwargs:
+            train_size = trainer_kwargs.pop("train_size")
+            if validation_size is not None:
+                raise TypeError("Pass either `train_size` (scvi-tools) or `validation_size`.")
+            if train_size is None:
+                return None
+            if not 0 < float(train_size) <= 1:
+                raise ValueError(f"`train_size` must be in (0, 1], got {train_size!r}.")
+            validation_size = 1.0 - float(train_size)
+        if "use_gpu" in trainer_kwargs:
+            raise TypeError(
+                "`use_gpu` is not a GROOVE.train argument (scvi-tools removed it too): pass "
+                "accelerator='gpu' (or 'cpu') and devices=..."
+            )
+        if "datasplitter_kwargs" in trainer_kwargs:
+            raise TypeError(
+                "GROOVE splits each modality's cells itself (different cells per modality): "
+                "use `validation_size=` and `seed=`; `datasplitter_kwargs` is not used."
+            )
+        return validation_size
 
     def train_replicates(
         self,
@@ -828,33 +866,43 @@ class GROOVE(BaseModelClass):
     @torch.inference_mode()
     def get_latent_representation(
         self,
-        mdata: MuData | None = None,
+        mdata: MuData | AnnData | None = None,
         modality: str | None = None,
         *,
+        give_mean: bool = True,
         batch_size: int = 1024,
     ) -> dict[str, np.ndarray] | np.ndarray:
         """Latent representation of every cell of each modality.
 
+        New cells can be mapped without retraining: a MuData with only some of the model's
+        modalities (a query measured with one assay) gives the latent of those, and an
+        AnnData is read as the modality named by ``modality``.
+
         Parameters
         ----------
         mdata
-            MuData with the training modalities (and features); default: the training data.
-            Labels are not needed, and labels unseen in training are fine.
+            MuData with (some of) the training modalities and their features, or one
+            AnnData (then ``modality`` says which); default: the training data. Labels are
+            not needed, and labels unseen in training are fine.
         modality
             Return only this modality's latent (an array) instead of a dict.
+        give_mean
+            As in scvi-tools: the posterior mean (always, for the default deterministic
+            encoders); ``False`` draws a sample for variational encoders.
         batch_size
             Cells per forward pass.
 
         Returns
         -------
-        ``{modality: array (n_cells, n_latent)}``, or one array if ``modality`` is given. Rows
-        follow ``mdata.mod[modality].obs_names``.
+        ``{modality: array (n_cells, n_latent)}`` for the model's modalities present in
+        ``mdata``, or one array if ``modality`` is given. Rows follow
+        ``mdata.mod[modality].obs_names``.
         """
         self._check_if_trained(warn=True)
-        mdata = self.adata if mdata is None else check_mudata(mdata)
+        mdata = self._as_query(mdata, modality)
         if modality is not None and modality not in self.modalities:
             raise KeyError(f"`modality`={modality!r} is not one of {self.modalities}.")
-        wanted = [modality] if modality is not None else self.modalities
+        wanted = [modality] if modality is not None else self._present(mdata)
         self.module.eval()
         out = {}
         for m in wanted:
@@ -866,14 +914,88 @@ class GROOVE(BaseModelClass):
                 b = None
                 if codes is not None:
                     b = torch.as_tensor(codes[start : start + len(chunk)], device=self.device)
-                z[start : start + len(chunk)] = self.module.encode(chunk, index, b)[1].cpu().numpy()
+                _, mean, var = self.module.encode(chunk, index, b)
+                if not give_mean and var is not None:
+                    mean = mean + var.sqrt() * torch.randn_like(mean)
+                z[start : start + len(chunk)] = mean.cpu().numpy()
             out[m] = z
         return out[modality] if modality is not None else out
+
+    def _as_query(self, mdata: MuData | AnnData | None, modality: str | None) -> MuData:
+        """The training data, a MuData, or one AnnData wrapped as ``modality``."""
+        if mdata is None:
+            return self.adata
+        if isinstance(mdata, AnnData):
+            if modality is None:
+                raise ValueError(
+                    "An AnnData holds one modality: pass `modality=` (one of "
+                    f"{self.modalities}) to say which."
+                )
+            if modality not in self.modalities:
+                raise KeyError(f"`modality`={modality!r} is not one of {self.modalities}.")
+            return _make_mudata({modality: mdata})
+        return check_mudata(mdata)
+
+    def _present(self, mdata: MuData) -> list[str]:
+        """The model's modalities present in ``mdata`` (at least one)."""
+        present = [m for m in self.modalities if m in mdata.mod]
+        if not present:
+            raise KeyError(
+                f"`mdata` holds none of the model's modalities {self.modalities} (it has "
+                f"{list(mdata.mod)})."
+            )
+        return present
+
+    def get_normalized_expression(self, *args, **kwargs):
+        """Not available: use :meth:`translate` (and :meth:`get_latent_representation`).
+
+        GROOVE's decoders predict a cell's profile in *another* modality:
+        ``model.translate(mdata, source="rna", target="protein")``.
+        """
+        raise NotImplementedError(
+            "GROOVE has no get_normalized_expression: predict each cell's profile in the "
+            "other modality with model.translate(mdata, source=..., target=...)."
+        )
+
+    def __repr__(self) -> str:
+        trained = "trained" if self.is_trained_ else "not trained"
+        return f"{self._model_summary_string}; {trained}"
+
+    def view_anndata_setup(
+        self, mdata: MuData | None = None, hide_state_registries: bool = False
+    ) -> None:
+        """Print how the MuData is registered: modalities, layers, labels, batches.
+
+        Parameters
+        ----------
+        mdata
+            A registered MuData; default: the training data.
+        hide_state_registries
+            Accepted for compatibility with scvi-tools (the summary is always short).
+        """
+        mdata = self.adata if mdata is None else check_mudata(mdata)
+        lines = [f"GROOVE setup (perturbation_key={self.perturbation_key!r})"]
+        for m in self.modalities:
+            if m not in mdata.mod:
+                lines.append(f"  {m}: not in this MuData")
+                continue
+            adata = mdata.mod[m]
+            where = f"layers[{self.layers[m]!r}]" if self.layers[m] else "X"
+            n_labels = (
+                adata.obs[self.perturbation_key].nunique()
+                if self.perturbation_key in adata.obs
+                else "?"
+            )
+            lines.append(
+                f"  {m}: {adata.n_obs} cells x {adata.n_vars} features from .{where}, "
+                f"{n_labels} labels" + (f", batch_key={self.batch_key!r}" if self.batch_key else "")
+            )
+        print("\n".join(lines))
 
     @torch.inference_mode()
     def translate(
         self,
-        mdata: MuData | None = None,
+        mdata: MuData | AnnData | None = None,
         *,
         source: str,
         target: str,
@@ -890,7 +1012,8 @@ class GROOVE(BaseModelClass):
         Parameters
         ----------
         mdata
-            MuData holding the source modality; default: the training data.
+            MuData holding the source modality (the target modality need not be there), or
+            the source cells as one AnnData; default: the training data.
         source
             Modality whose cells are translated.
         target
@@ -905,7 +1028,7 @@ class GROOVE(BaseModelClass):
         AnnData with the source cells (``obs`` copied) and the target's ``var_names``.
         """
         self._check_if_trained(warn=True)
-        mdata = self.adata if mdata is None else check_mudata(mdata)
+        mdata = self._as_query(mdata, source if isinstance(mdata, AnnData) else None)
         for arg, m in (("source", source), ("target", target)):
             if m not in self.modalities:
                 raise KeyError(
@@ -937,6 +1060,24 @@ class GROOVE(BaseModelClass):
         )
         out.uns["groove_translation"] = {"source": source, "target": target}
         return out
+
+
+def _check_plan_kwargs(plan_kwargs: dict | None, plan_cls: type) -> None:
+    """Refuse ``plan_kwargs`` the training plan would silently swallow."""
+    if not plan_kwargs:
+        return
+    known = set()
+    for cls in (plan_cls, TrainingPlan):
+        known |= {
+            name
+            for name, par in inspect.signature(cls.__init__).parameters.items()
+            if par.kind not in (par.VAR_KEYWORD, par.VAR_POSITIONAL)
+        }
+    known -= {"self", "module"}
+    unknown = sorted(set(plan_kwargs) - known)
+    if unknown:
+        hint = " (the learning rate is `lr`)" if "learning_rate" in unknown else ""
+        raise TypeError(f"`plan_kwargs` has unknown keys {unknown}{hint}; known: {sorted(known)}.")
 
 
 def md_subset(mdata: MuData, modalities: Sequence[str]) -> MuData:

@@ -26,7 +26,8 @@ def latent(
 ) -> MuData | None:
     """Compute the shared latent representation and store it in the MuData.
 
-    Writes ``mdata.mod[m].obsm[key_added]`` for each of the model's modalities and
+    Writes ``mdata.mod[m].obsm[key_added]`` for each of the model's modalities that
+    ``mdata`` holds (a query measured with one assay works) and
     ``mdata.obsm[key_added]`` (union rows, placed through ``mdata.obsmap``; rows observed in
     no modality of the model are NaN; a cell observed in both modalities, as in paired test
     data, takes the first modality's latent, the per-modality latents being in ``.mod``).
@@ -75,15 +76,15 @@ def latent(
         union[take] = z[rows[take] - 1]
         filled[take] = True
     mdata.obsm[key_added] = union
-    _record_training_cells(model, mdata, key_added)
+    _record_training_cells(model, mdata, key_added, list(latents))
     return mdata if copy else None
 
 
-def _record_training_cells(model, mdata: MuData, key_added: str) -> None:
+def _record_training_cells(model, mdata: MuData, key_added: str, mods: list[str]) -> None:
     names = getattr(model, "training_obs_names_", None)
     column = key_added + TRAINING_SUFFIX
     counts, totals = {}, {}
-    for m in model.modalities:
+    for m in mods:
         adata = mdata.mod[m]
         trained = names.get(m) if names else None
         flag = (
@@ -94,13 +95,13 @@ def _record_training_cells(model, mdata: MuData, key_added: str) -> None:
         adata.obs[column] = flag
         counts[m], totals[m] = int(flag.sum()), int(adata.n_obs)
     mdata.uns[key_added] = {
-        "modalities": list(model.modalities),
+        "modalities": mods,
         "n_training_cells": counts,
         "n_cells": totals,
         "training_column": column,
     }
     if any(counts.values()):
-        shown = ", ".join(f"{counts[m]} of {totals[m]} {m!r}" for m in model.modalities)
+        shown = ", ".join(f"{counts[m]} of {totals[m]} {m!r}" for m in mods)
         warnings.warn(
             f"{shown} cells are cells the model trained on (flagged in "
             f".obs[{column!r}]). Their latent overstates how well the modalities align: a "
@@ -162,8 +163,8 @@ def replicate_latents(
         mdata = mdata.copy()
     keys = [f"{key_added}_rep{k}" for k in range(len(replicates))]
     for key, z in zip(keys, latents):
-        for m in mods:
-            mdata.mod[m].obsm[key] = z[m]
+        for m, zm in z.items():
+            mdata.mod[m].obsm[key] = zm
     registry = dict(mdata.uns.get(REPLICATES_KEY, {}))
     registry[key_added] = {"keys": keys, "modalities": mods}
     mdata.uns[REPLICATES_KEY] = registry

@@ -1,0 +1,96 @@
+"""scvi-tools and scanpy conventions a new user tries on day one."""
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pytest
+
+import groove_sc as gs
+from groove_sc.model import GROOVE
+
+
+@pytest.fixture(scope="module")
+def weak():
+    mdata = gs.datasets.simulate(n_perturbations=4, cells_per_perturbation=40, seed=0)
+    train, test = gs.data.split_weakly_paired(mdata, "perturbation", seed=0)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def model(weak, quiet_trainer):
+    train = weak[0].copy()
+    GROOVE.setup_mudata(train, perturbation_key="perturbation")
+    m = GROOVE(train, n_latent=4, n_hidden=16)
+    m.train(max_epochs=3, **quiet_trainer)
+    return m
+
+
+def test_nb_refuses_non_integer_counts(weak):
+    train = weak[0].copy()
+    for m in train.mod:
+        train.mod[m].X = np.abs(train.mod[m].X) * 1.37
+    GROOVE.setup_mudata(train, perturbation_key="perturbation")
+    with pytest.raises(ValueError, match="non-integer values.*layers"):
+        GROOVE(train, likelihood="nb")
+
+
+def test_gaussian_on_raw_counts_warns(weak):
+    train = weak[0].copy()
+    rng = np.random.default_rng(0)
+    for m in train.mod:
+        train.mod[m].X = rng.poisson(30, size=train.mod[m].shape).astype(np.float32)
+    GROOVE.setup_mudata(train, perturbation_key="perturbation")
+    with pytest.warns(UserWarning, match="look like raw counts"):
+        GROOVE(train)
+
+
+def test_a_one_modality_query_is_mapped(model, weak):
+    test = weak[1]
+    query = md.MuData({"rna": test.mod["rna"].copy()})
+    z = model.get_latent_representation(query)
+    assert list(z) == ["rna"] and z["rna"].shape == (test.mod["rna"].n_obs, 4)
+    np.testing.assert_allclose(z["rna"], model.get_latent_representation(test)["rna"])
+    z1 = model.get_latent_representation(test.mod["rna"], modality="rna")
+    np.testing.assert_allclose(z1, z["rna"])
+    gs.tl.latent(model, query)
+    assert query.mod["rna"].obsm["X_groove"].shape == (test.mod["rna"].n_obs, 4)
+    pred = model.translate(test.mod["rna"], source="rna", target="protein")
+    assert pred.shape == (test.mod["rna"].n_obs, test.mod["protein"].n_vars)
+    with pytest.raises(ValueError, match="modality="):
+        model.get_latent_representation(test.mod["rna"])
+    with pytest.raises(KeyError, match="none of the model's modalities"):
+        model.get_latent_representation(md.MuData({"atac": test.mod["rna"].copy()}))
+
+
+def test_scvi_style_calls(model, capsys):
+    assert "GROOVE model on modalities" in repr(model) and "trained" in repr(model)
+    model.view_anndata_setup()
+    out = capsys.readouterr().out
+    assert "perturbation_key='perturbation'" in out and "rna:" in out
+    z = model.get_latent_representation(give_mean=True)
+    assert set(z) == {"rna", "protein"}
+    with pytest.raises(NotImplementedError, match="translate"):
+        model.get_normalized_expression()
+
+
+def test_scvi_style_train_arguments(weak, quiet_trainer):
+    train = weak[0].copy()
+    GROOVE.setup_mudata(train, perturbation_key="perturbation")
+    m = GROOVE(train, n_latent=4, n_hidden=16)
+    m.train(max_epochs=2, train_size=0.8, **quiet_trainer)
+    n_val = {k: len(v) for k, v in m.validation_indices.items()}
+    assert n_val == {k: int(np.floor(0.2 * train.mod[k].n_obs)) for k in train.mod}
+    with pytest.raises(TypeError, match="accelerator='gpu'"):
+        m.train(max_epochs=1, use_gpu=True)
+    with pytest.raises(TypeError, match="validation_size"):
+        m.train(max_epochs=1, datasplitter_kwargs={"shuffle": True})
+    with pytest.raises(TypeError, match=r"the learning rate is `lr`"):
+        m.train(max_epochs=1, plan_kwargs={"learning_rate": 1e-2})
+
+
+def test_anndata_query_is_not_modified(model, weak):
+    adata = weak[1].mod["protein"].copy()
+    before = adata.copy()
+    model.get_latent_representation(adata, modality="protein")
+    assert adata.obsm.keys() == before.obsm.keys()
+    assert isinstance(adata, ad.AnnData)
