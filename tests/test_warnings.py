@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -71,3 +74,21 @@ def test_impute_warns_about_cells_without_coupling_mass():
         gs.tl.impute(m, source="rna", target="protein")
     out = m.mod["rna"].obsm["protein_imputed"].to_numpy()
     assert np.isnan(out[4:]).all() and np.isfinite(out[:4]).all()
+
+
+def test_training_prints_no_lightning_notices(capfd, caplog):
+    mdata = gs.datasets.simulate(n_perturbations=3, cells_per_perturbation=20, seed=0)
+    train, _ = gs.data.split_weakly_paired(mdata, "perturbation", seed=0)
+    GROOVE.setup_mudata(train, perturbation_key="perturbation")
+    model = GROOVE(train, n_latent=4, n_hidden=16)
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        model.train(max_epochs=2, enable_progress_bar=False)
+    out = capfd.readouterr()
+    text = out.out + out.err + caplog.text
+    for notice in ("GPU available", "litlogger", "TPU available"):
+        assert notice not in text, notice
+    noisy = [str(w.message) for w in rec if "logging interval" in str(w.message)]
+    assert not noisy, noisy
+    # and the user's logging configuration is restored afterwards
+    assert logging.getLogger("lightning.pytorch.utilities.rank_zero").level == logging.NOTSET

@@ -45,6 +45,7 @@ from ..train._monitor import (
     chance_label_transfer,
     sample_rows,
 )
+from ..train._quiet import quiet_lightning
 
 logger = logging.getLogger(__name__)
 
@@ -661,6 +662,9 @@ class GROOVE(BaseModelClass):
         trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
         if check_val_every_n_epoch is not None:
             trainer_kwargs.setdefault("check_val_every_n_epoch", check_val_every_n_epoch)
+        # log each epoch's terms even when an epoch has fewer steps than Lightning's default
+        steps = max(1, len(datamodule.train_dataloader().sampler))
+        trainer_kwargs.setdefault("log_every_n_steps", max(1, min(10, steps)))
         # scvi's Trainer turns Lightning checkpointing off unless its own SaveCheckpoint (which
         # saves scvi model directories, not resumable .ckpt files) is used, and Lightning then
         # refuses a ModelCheckpoint: attach plain ModelCheckpoint callbacks after construction.
@@ -669,20 +673,21 @@ class GROOVE(BaseModelClass):
             c for c in callbacks if isinstance(c, ModelCheckpoint) and type(c) is not SaveCheckpoint
         ]
         trainer_kwargs["callbacks"] = [c for c in callbacks if all(c is not k for k in checkpoints)]
-        runner = self._train_runner_cls(
-            self,
-            training_plan=plan,
-            data_splitter=datamodule,
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            **trainer_kwargs,
-        )
-        if checkpoints:
-            runner.trainer.callbacks.extend(checkpoints)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            runner()
+        with quiet_lightning():
+            runner = self._train_runner_cls(
+                self,
+                training_plan=plan,
+                data_splitter=datamodule,
+                max_epochs=max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                **trainer_kwargs,
+            )
+            if checkpoints:
+                runner.trainer.callbacks.extend(checkpoints)
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                runner()
         self.train_indices = dict(zip(self.modalities, datamodule.train_idx))
         self.validation_indices = dict(zip(self.modalities, datamodule.val_idx))
         self.training_obs_names_ = {
