@@ -24,8 +24,11 @@ most 1000 iterations, tolerance ``1e-5``. Methods, each in a fresh worker proces
     rows exact and stops when ``||T^T 1 - b||_2 <= stopThr`` (checked every 10 iterations), so
     the rule is a relative L2 column-marginal error ``<= tol``; since
     ``||e||_2 <= sqrt(m) max|e_j|`` it is implied by (never stricter than) groove's relative
-    max-error rule at the same ``tol``. This run is also the reference of the ``|T - T_pot64|``
-    columns.
+    max-error rule at the same ``tol``, and can be up to ``sqrt(m)`` times looser (a 434-cell
+    label stopped at a relative L2 error 9e-6 had a largest relative row error 2e-4).
+    ``--pot-stop max`` uses ``stopThr = tol * b_j = tol / m`` instead, which implies groove's
+    rule (never looser): groove's rule lies between the two. This run is also the reference of
+    the ``|T - T_pot64|`` columns.
 ``pot_sinkhorn_log_f32``
     The same loop in float32 with ``method="sinkhorn_log"`` (log-domain; same stopping rule).
 ``pot_solve_batch_f32``
@@ -36,9 +39,11 @@ most 1000 iterations, tolerance ``1e-5``. Methods, each in a fresh worker proces
     zero-mass rows and columns (exact). ``solve_batch`` makes the columns exact and stops when
     the largest row error ``max_B ||T_B 1 - a_B||_2 <= tol`` over the whole chunk (one absolute
     ``tol`` and one iteration count for all the problems of a chunk). To give every label the
-    same relative rule as the loops, each problem's marginals are scaled by ``sqrt(n_l)`` so that
-    ``||a_l||_2 = 1`` (Sinkhorn is scale-equivariant: the plan scales by the same factor and the
-    iterates are the same), and the plan is divided back.
+    same relative rule as the loops, each problem's marginals are scaled to mass ``sqrt(n_l)``
+    so that ``||a_l||_2 = 1`` (``--pot-stop max``: mass ``n_l``, ``a_l,i = 1``); Sinkhorn is
+    scale-equivariant (the plan scales by the same factor, the iterates are the same), and the
+    plan is divided back. Its ``converged`` column re-checks the rule in float64 after the
+    solve, which a label that POT's float32 check passed just under ``tol`` can miss.
 
 The POT loops keep only the blocks of the first 5 labels and drop the others (groove assembles
 the whole coupling). The POT backend is numpy unless ``--pot-backend torch``.
@@ -46,18 +51,23 @@ the whole coupling). The POT backend is numpy unless ``--pot-backend torch``.
 Reported per shape and method: ``seconds`` (wall, best of ``--repeats``), ``ratio to groove``
 (seconds / groove's seconds at that shape), ``peak MiB`` (resident-set high-water mark of the
 worker during the timed call: ``VmHWM`` of ``/proc/self/status``, reset with
-``/proc/self/clear_refs`` before it; it includes the data already resident, which is ``data
-MiB``, the resident set before the call), iterations per label (mean / max; groove counts the
+``/proc/self/clear_refs`` before it; it includes what is already resident, ``data MiB``: the
+resident set before the call, imports included; only the groove worker imports ``groove_sc``),
+iterations per label (mean / max; groove counts the
 epsilon-scaling levels too) and the fraction of labels that met the stopping rule, and the
 difference of the unit-mass coupling blocks (each sums to 1) of the first 5 labels against
 ``pot_sinkhorn_f64`` (computed in the worker): ``max |dT|`` (largest entry), ``mean |dT|``
 (mean over the entries) and ``L1`` (``sum |dT|`` of a block, largest of the 5; 0 = identical,
 2 = disjoint). A summary gives ``groove / fastest POT`` per shape.
 
-Before the timed call every worker solves the first few labels (``--estimate-labels``); the
-time, scaled by the number of cost entries ``sum_l n_l m_l``, estimates the full run, and the
-method is skipped at that shape ("skipped (est. X s)") when the estimate exceeds
-``--max-seconds`` (``0``: never skip). That quick run also warms the method up.
+Before the timed call every worker solves the first label (warm-up), then the first few labels
+(at least ``--estimate-labels``, default ``max(3, labels / 100)``, and 1 % of the cost entries);
+that time, scaled by the number of cost entries (``sum_l n_l m_l`` for the loops; padded
+entries of the chunks for ``pot_solve_batch_f32`` and for groove, whose batching of up to
+``2**22`` padded entries is mirrored), estimates the full run, and the method is skipped at
+that shape ("skipped (est. X s)") when the estimate exceeds ``--max-seconds`` (``0``: never
+skip). Fixed costs make it an overestimate on small shapes; a padded chunk can take longer than
+its first labels suggest (all the problems of a chunk iterate until the slowest has converged).
 
 All workers run with one thread: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
 ``OPENBLAS_NUM_THREADS`` are 1 before numpy/torch are imported, and ``torch.set_num_threads(1)``.
@@ -181,10 +191,27 @@ class Data:
             self.codes.append(codes)
             self.idx.append(np.split(order, np.cumsum(self.sizes)[:-1]))
 
-    def work(self, labels) -> float:
-        """Cost entries ``sum_l n_l m_l`` of ``labels``."""
-        s = self.sizes[np.asarray(labels, dtype=np.int64)].astype(float)
-        return float((s * s).sum())
+    def chunks(self, labels: list[int], limit: float | None) -> list[list[int]]:
+        """Labels by decreasing size, in chunks whose padded ``B * n_max * m_max <= limit``."""
+        order = sorted(labels, key=lambda lab: self.sizes[lab], reverse=True)
+        out: list[list[int]] = []
+        for lab in order:  # same sizes in both modalities: a chunk's first label is its largest
+            if (
+                out
+                and limit is not None
+                and (len(out[-1]) + 1) * self.sizes[out[-1][0]] ** 2 <= limit
+            ):
+                out[-1].append(lab)
+            else:
+                out.append([lab])
+        return out
+
+    def work(self, labels: list[int], limit: float | None = 0) -> float:
+        """Cost entries of ``labels``: ``sum_l n_l m_l`` (``limit=0``), or padded in chunks."""
+        if limit == 0:
+            s = self.sizes[np.asarray(labels, dtype=np.int64)].astype(float)
+            return float((s * s).sum())
+        return float(sum(len(c) * float(self.sizes[c[0]]) ** 2 for c in self.chunks(labels, limit)))
 
     def label_points(self, label: int, dtype) -> tuple[np.ndarray, np.ndarray]:
         """The label's source and target points, centred on its source mean."""
@@ -201,6 +228,9 @@ class _Method:
     def __init__(self, data: Data, args: argparse.Namespace) -> None:
         self.data, self.args = data, args
 
+    #: padded entries per batch of the method's own batching (0: one label at a time)
+    batch_entries: float = 0
+
     def prepare(self, labels: list[int], keep: list[int]) -> None:
         self.labels, self.keep = labels, keep
 
@@ -216,6 +246,8 @@ class _Method:
 
 
 class Groove(_Method):
+    batch_entries = 2**22  # groove_sc.tl._align._BATCH_ENTRIES (estimate only)
+
     def prepare(self, labels: list[int], keep: list[int]) -> None:
         import anndata as ad
         import mudata as md
@@ -291,6 +323,14 @@ class Groove(_Method):
         }
 
 
+def _stop_scale(n: int, rule: str) -> float:
+    """Mass ``c`` of uniform marginals ``c / n`` at which POT's absolute L2 rule ``<= tol`` is
+    the relative one; for unit-mass marginals the threshold is ``tol / c``. ``sqrt(n)`` gives
+    ``||a||_2 = 1`` (``"l2"``: ``||e||_2 <= tol ||a||_2``), ``n`` gives ``a_i = 1``
+    (``"max"``: ``||e||_2 <= tol a_i``, which implies groove's ``max_i |e_i| / a_i <= tol``)."""
+    return math.sqrt(n) if rule == "l2" else float(n)
+
+
 def _to_backend(x: np.ndarray, backend: str):
     if backend == "torch":
         import torch
@@ -323,7 +363,7 @@ class PotLoop(_Method):
             c /= c.mean()
             a = _to_backend(np.full(n, 1.0 / n, dtype=self.dtype), be)
             b = _to_backend(np.full(m, 1.0 / m, dtype=self.dtype), be)
-            stop = a_.tol / math.sqrt(m)  # tol * ||b||_2
+            stop = a_.tol / _stop_scale(m, a_.pot_stop)  # tol * ||b||_2 or tol * b_j
             plan, log = ot.sinkhorn(
                 a,
                 b,
@@ -351,17 +391,7 @@ class PotBatch(_Method):
     """``ot.solve_batch`` on padded chunks of labels."""
 
     dtype = np.float32
-
-    def _chunks(self) -> list[list[int]]:
-        sizes = self.data.sizes
-        order = sorted(self.labels, key=lambda lab: sizes[lab], reverse=True)
-        chunks: list[list[int]] = []
-        for lab in order:  # sizes are the same in both modalities: n_max = m_max = first
-            if chunks and (len(chunks[-1]) + 1) * sizes[chunks[-1][0]] ** 2 <= BATCH_ENTRIES:
-                chunks[-1].append(lab)
-            else:
-                chunks.append([lab])
-        return chunks
+    batch_entries = BATCH_ENTRIES
 
     def run(self) -> None:
         import ot
@@ -369,7 +399,7 @@ class PotBatch(_Method):
         a_, be, dt = self.args, self.args.pot_backend, self.dtype
         n_iter, converged, plans = {}, {}, {}
         keep = set(self.keep)
-        for chunk in self._chunks():
+        for chunk in self.data.chunks(self.labels, BATCH_ENTRIES):
             ns = [len(self.data.idx[0][lab]) for lab in chunk]
             ms = [len(self.data.idx[1][lab]) for lab in chunk]
             nb, nmax, mmax = len(chunk), max(ns), max(ms)
@@ -380,9 +410,10 @@ class PotBatch(_Method):
             for k, lab in enumerate(chunk):
                 n, m = ns[k], ms[k]
                 xs[k, :n], xt[k, :m] = self.data.label_points(lab, dt)
-                # marginals of mass sqrt(n): ||a||_2 = 1, so tol is a relative L2 error
-                a[k, :n] = 1.0 / math.sqrt(n)
-                b[k, :m] = math.sqrt(n) / m
+                # marginals of mass c: tol becomes relative (see _stop_scale)
+                c = _stop_scale(n, a_.pot_stop)
+                a[k, :n] = c / n
+                b[k, :m] = c / m
             cost = ot.batch.dist_batch(_to_backend(xs, be), _to_backend(xt, be))
             for k in range(nb):
                 n, m = ns[k], ms[k]
@@ -404,11 +435,12 @@ class PotBatch(_Method):
             it = int(res.log["n_iter"]) + 1  # one count per chunk, 0-based in POT
             for k, lab in enumerate(chunk):
                 n, m = ns[k], ms[k]
-                err = float(np.linalg.norm(plan[k, :n].sum(1, dtype=np.float64) - a[k, :n]))
+                c = _stop_scale(n, a_.pot_stop)
+                err = float(np.linalg.norm(plan[k, :n].sum(1, dtype=np.float64) - c / n))
                 n_iter[lab] = it
-                converged[lab] = err <= a_.tol
+                converged[lab] = err <= a_.tol  # re-checked in float64
                 if lab in keep:
-                    plans[lab] = plan[k, :n, :m].astype(np.float64) * math.sqrt(n) / n
+                    plans[lab] = plan[k, :n, :m].astype(np.float64) / c
             del res, plan, cost
         self.result = {
             "n_iter": np.asarray([n_iter[lab] for lab in self.labels], dtype=float),
@@ -443,25 +475,37 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     _quiet()
+    import ot  # noqa: F401 - imported before any timing
+
+    if args.worker == "groove":
+        import groove_sc.tl  # noqa: F401
+
     spec = parse_shape(args.worker_shape)
     data = Data(spec["kind"], spec["cells"], spec["labels"], args.seed)
     labels = list(range(spec["labels"]))
     keep = labels[:N_REF]
     out: dict = {"n_ref": len(keep)}
 
-    # quick run on the first labels: warm-up and time estimate
-    quick = labels[: max(1, min(len(labels), args.estimate_labels))]
-    meth = make_method(args.worker, data, args)
-    meth.prepare(quick, [])
-    t0 = time.perf_counter()
-    meth.run()
-    quick_s = time.perf_counter() - t0
-    meth.clear()
-    del meth
-    est = quick_s * data.work(labels) / data.work(quick)
+    # warm-up on the first label, then a quick run on the first labels for the time estimate:
+    # at least --estimate-labels of them and 1 % of the cost entries
+    total = data.work(labels)
+    n_quick = max(1, min(len(labels), args.estimate_labels))
+    while n_quick < len(labels) and data.work(labels[:n_quick]) < 0.01 * total:
+        n_quick += 1
+    quick = labels[:n_quick]
+    limit = make_method(args.worker, data, args).batch_entries
+    for subset in (labels[:1], quick):
+        meth = make_method(args.worker, data, args)
+        meth.prepare(subset, [])
+        t0 = time.perf_counter()
+        meth.run()
+        quick_s = time.perf_counter() - t0
+        meth.clear()
+        del meth
+    est = quick_s * data.work(labels, limit) / data.work(quick, limit)
     out.update(estimate_s=est, estimate_labels=len(quick))
     if args.max_seconds > 0 and est > args.max_seconds:
-        out["note"] = f"skipped (est. {est:,.0f} s)"
+        out["note"] = f"skipped (est. {est:,.0f} s)" if est >= 10 else f"skipped (est. {est:.1f} s)"
         return out
 
     meth = make_method(args.worker, data, args)
@@ -512,6 +556,7 @@ def run_worker(spec: dict, method: str, args: argparse.Namespace) -> dict:
     for flag in ("seed", "epsilon", "tol", "max_iter", "repeats", "max_seconds"):
         cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     cmd += ["--estimate-labels", str(args.estimate_labels), "--pot-backend", args.pot_backend]
+    cmd += ["--pot-stop", args.pot_stop]
     if args.top_k is not None:
         cmd += ["--top-k", str(args.top_k)]
     env = {**os.environ, **dict.fromkeys(_THREAD_VARS, "1")}
@@ -628,6 +673,12 @@ def main(argv: list[str] | None = None) -> None:
         help="groove only: keep the top_k entries per row (default: dense blocks)",
     )
     p.add_argument("--pot-backend", default="numpy", choices=["numpy", "torch"])
+    p.add_argument(
+        "--pot-stop",
+        default="l2",
+        choices=["l2", "max"],
+        help="POT tolerance: tol * ||b||_2 (l2, default) or tol * b_j (max; implies groove's rule)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=int, default=7200, help="seconds per worker")
     p.add_argument("--out", default=None, help="folder for ot_vs_pot.csv and ot_vs_pot.md")
@@ -668,12 +719,17 @@ def main(argv: list[str] | None = None) -> None:
             )
         rows += shape_rows
 
+    pot_thr, batch_thr = {
+        "l2": ("tol * ||b||_2", "tol * ||a_l||_2"),
+        "max": ("tol * b_j", "tol * a_l,i"),
+    }[args.pot_stop]
     threads = ", ".join(f"{v}=1" for v in _THREAD_VARS) + ", torch.set_num_threads(1)"
     header = (
         f"Labeled entropic OT, epsilon {args.epsilon} on mean-normalised squared Euclidean "
         f"costs (dim {DIM}), max {args.max_iter} iterations, tol {args.tol:g}. Stopping: "
-        f"groove max_i |(T1)_i - a_i| / a_i <= tol; POT loops ||T^T 1 - b||_2 <= tol * ||b||_2; "
-        f"solve_batch max over the chunk of ||T_l 1 - a_l||_2 / ||a_l||_2 <= tol. "
+        f"groove max_i |(T1)_i - a_i| / a_i <= tol; POT loops ||T^T 1 - b||_2 <= {pot_thr}; "
+        f"solve_batch, over each chunk, max_l ||T_l 1 - a_l||_2 <= {batch_thr} "
+        f"(--pot-stop {args.pot_stop}). "
         f"POT backend {args.pot_backend}; groove top_k {args.top_k}. "
         f"`ratio to groove` = seconds / groove seconds; `T - T_pot64`: unit-mass blocks of the "
         f"first {N_REF} labels against pot_sinkhorn_f64.\n\n"
