@@ -104,7 +104,7 @@ def run_unit(name: str, seed: int) -> tuple[list[dict], dict]:
     from groove_sc.benchmark._data import iter_splits, load_dataset
     from groove_sc.benchmark._run import score_coupling
     from groove_sc.tl._agreement import agreement_test
-    from groove_sc.tl._align import _labels
+    from groove_sc.tl._cells import obs_labels
     from groove_sc.tl._selection import block_plans, candidate_name, label_blocks
 
     md.set_options(pull_on_update=False)
@@ -134,7 +134,9 @@ def run_unit(name: str, seed: int) -> tuple[list[dict], dict]:
         for objective in ("matching", "imputation")
     }
     select_seconds = time.perf_counter() - start
-    blocks = label_blocks(_labels(test.mod[source], key), _labels(test.mod[target], key), seed=seed)
+    blocks = label_blocks(
+        obs_labels(test.mod[source], key), obs_labels(test.mod[target], key), seed=seed
+    )
     weights = [b.weight for b in blocks]
     reps = [
         (test.mod[source].obsm[k], test.mod[target].obsm[k])
@@ -172,7 +174,7 @@ def run_unit(name: str, seed: int) -> tuple[list[dict], dict]:
 
     # the truth: the main latent's couplings against the true pairs
     full = label_blocks(
-        _labels(test.mod[source], key), _labels(test.mod[target], key), max_cells=None
+        obs_labels(test.mod[source], key), obs_labels(test.mod[target], key), max_cells=None
     )
     truth = _truth_blocks(test, source, target, full)
     zs, zt = test.mod[source].obsm["X_groove"], test.mod[target].obsm["X_groove"]
@@ -293,6 +295,17 @@ def summarise(units: pd.DataFrame, verdicts: pd.DataFrame) -> str:
         tab.to_markdown(),
         "",
         f"Overall: {int(v.right.sum())} of {len(v)} verdicts right.",
+        "",
+    ]
+    from groove_sc.tl._selection import MIN_RELIABILITY, SIGNAL_COUPLING
+
+    rel = f"correlation@{SIGNAL_COUPLING['epsilon']}"
+    spread = v.groupby("dataset")[rel].agg(["min", "median", "max"]).round(3)
+    lines += [
+        f"The verdict's reliability ({rel}: correlation of the two replicates' couplings at "
+        f"epsilon {SIGNAL_COUPLING['epsilon']}; signal needs >= {MIN_RELIABILITY} and p < 0.01):",
+        "",
+        spread.to_markdown(),
         "",
     ]
     stat_cols = [c for c in v.columns if c.startswith(("agreement@", "correlation@"))]
