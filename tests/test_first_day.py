@@ -4,6 +4,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import pytest
+import scanpy as sc
 
 import groove_sc as gs
 from groove_sc.model import GROOVE
@@ -30,7 +31,7 @@ def test_nb_refuses_non_integer_counts(weak):
     for m in train.mod:
         train.mod[m].X = np.abs(train.mod[m].X) * 1.37
     GROOVE.setup_mudata(train, perturbation_key="perturbation")
-    with pytest.raises(ValueError, match="non-integer values.*layers"):
+    with pytest.raises(ValueError, match=r"non-integer values.*layers"):
         GROOVE(train, likelihood="nb")
 
 
@@ -94,3 +95,19 @@ def test_anndata_query_is_not_modified(model, weak):
     model.get_latent_representation(adata, modality="protein")
     assert adata.obsm.keys() == before.obsm.keys()
     assert isinstance(adata, ad.AnnData)
+
+
+def test_global_mudata_works_with_scanpy_after_latent(model, weak):
+    test = weak[1].copy()
+    gs.tl.latent(model, test)
+    assert set(test.obs["modality"].dropna()) <= {"rna", "protein"}
+    assert "perturbation" in test.obs
+    train = weak[0].copy()
+    with pytest.warns(UserWarning):  # training cells
+        gs.tl.latent(model, train)
+    assert (test.obs["modality"] == "rna").all()  # paired test cells: the first modality
+    assert set(train.obs["modality"]) == {"rna", "protein"}
+    sc.pp.neighbors(train, use_rep="X_groove", n_neighbors=5)
+    sc.tl.umap(train)
+    fig = sc.pl.umap(train, color=["modality", "perturbation"], show=False, return_fig=True)
+    assert fig is not None

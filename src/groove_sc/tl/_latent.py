@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from mudata import MuData
 
 from ..data._validate import check_mudata
@@ -30,7 +31,11 @@ def latent(
     ``mdata`` holds (a query measured with one assay works) and
     ``mdata.obsm[key_added]`` (union rows, placed through ``mdata.obsmap``; rows observed in
     no modality of the model are NaN; a cell observed in both modalities, as in paired test
-    data, takes the first modality's latent, the per-modality latents being in ``.mod``).
+    data, takes the first modality's latent, the per-modality latents being in ``.mod``),
+    with ``mdata.obs["modality"]`` (the modality of each row's latent) and the model's
+    label column in ``mdata.obs`` (when absent), so that scanpy works on the global object:
+    ``sc.pp.neighbors(mdata, use_rep="X_groove"); sc.tl.umap(mdata);
+    sc.pl.umap(mdata, color=["modality", "perturbation"])``.
 
     It also records which cells the model trained on, by ``obs_names``, in the boolean column
     ``mdata.mod[m].obs[key_added + "_training"]``, and counts them in ``mdata.uns[key_added]``.
@@ -66,6 +71,9 @@ def latent(
     n_latent = next(iter(latents.values())).shape[1]
     union = np.full((mdata.n_obs, n_latent), np.nan, dtype=np.float32)
     filled = np.zeros(mdata.n_obs, dtype=bool)
+    source = np.full(mdata.n_obs, None, dtype=object)  # modality each union row's latent is from
+    labels = np.full(mdata.n_obs, None, dtype=object)
+    key = getattr(model, "perturbation_key", None)
     for m, z in latents.items():
         mdata.mod[m].obsm[key_added] = z
         rows = np.asarray(mdata.obsmap[m]).ravel()
@@ -75,9 +83,26 @@ def latent(
         take = present[~filled[present]]
         union[take] = z[rows[take] - 1]
         filled[take] = True
+        source[take] = m
+        if key is not None and key in mdata.mod[m].obs:
+            labels[take] = mdata.mod[m].obs[key].astype(object).to_numpy()[rows[take] - 1]
     mdata.obsm[key_added] = union
+    _write_union_obs(mdata, source, labels, key)
     _record_training_cells(model, mdata, key_added, list(latents))
     return mdata if copy else None
+
+
+def _write_union_obs(mdata: MuData, source: np.ndarray, labels: np.ndarray, key: str | None):
+    """``mdata.obs["modality"]`` and the label column, so that scanpy can colour by them.
+
+    With these, ``sc.pp.neighbors(mdata, use_rep="X_groove")`` and
+    ``sc.pl.umap(mdata, color=["modality", key])`` work on the global MuData. Columns the user
+    already has are left alone.
+    """
+    if "modality" not in mdata.obs:
+        mdata.obs["modality"] = pd.Categorical(source)
+    if key is not None and key not in mdata.obs and any(v is not None for v in labels):
+        mdata.obs[key] = pd.Categorical(labels)
 
 
 def _record_training_cells(model, mdata: MuData, key_added: str, mods: list[str]) -> None:
