@@ -13,8 +13,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from groove_sc.ot import sinkhorn_batched as _sinkhorn_batched
+from groove_sc.ot import sqdist as _sqdist_np
 from groove_sc.tl import align, matching_metrics
-from groove_sc.tl._align import _sinkhorn_batched, _sqdist_np, read_coupling
+from groove_sc.tl._align import read_coupling
 
 KEY = "groove_coupling"
 

@@ -387,7 +387,11 @@ def case_latent_unknown_modality(ctx):
 def case_latent_new_data_missing_modality(ctx):
     model = ctx["trained"]
     m = MuData({"rna": make_mdata().mod["rna"], "other": make_mdata().mod["protein"]})
-    fails(m, lambda: model.get_latent_representation(m), KeyError, "protein")
+    # a query with one of the model's modalities is mapped; asking for the absent one fails
+    assert list(model.get_latent_representation(m)) == ["rna"]
+    fails(m, lambda: model.get_latent_representation(m, modality="protein"), KeyError, "protein")
+    none = MuData({"atac": make_mdata().mod["rna"]})
+    fails(none, lambda: model.get_latent_representation(none), KeyError, "none of the model")
 
 
 def case_latent_new_data_nan(ctx):

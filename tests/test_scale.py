@@ -233,11 +233,12 @@ def test_sparse_input_is_read_in_place_and_densified_per_minibatch():
 
 def test_memory_check_counts_only_the_top_k_entries(monkeypatch):
     """A coupling too large for the machine is refused up front, unless top_k makes it fit."""
+    from groove_sc.ot import LabelBlock
     from groove_sc.tl import _align
 
     monkeypatch.setattr(_align, "_available_memory", lambda: 4 * 2**30)  # a 4 GiB machine
     blocks = [
-        _align._Block(f"p{i}", np.arange(1000), np.arange(1000), 1e-3) for i in range(1000)
+        LabelBlock(f"p{i}", np.arange(1000), np.arange(1000), 1e-3) for i in range(1000)
     ]  # 1e6 x 1e6 cells in 1000 labels: 1e9 entries, ~7.5 GiB stored
     opts = _align._validate(make_mdata(), source="rna", target="prot", **_defaults())
     with pytest.raises(MemoryError, match="top_k"):

@@ -334,8 +334,7 @@ def eval_matrix(x: Any, space: str) -> np.ndarray:
 
 def _space_reads(test: MuData, coupling_key: str, s: str, t: str, space: str) -> dict:
     """Barycentric FOSCTTM and imputation from ``s`` onto ``t`` in an evaluation space."""
-    from ..tl import imputation_metrics, matching_metrics
-    from ..tl._align import read_coupling
+    from ..tl import get_coupling, imputation_metrics, matching_metrics
     from ..tl._impute import barycentric_projection
 
     key = "_bench_eval"
@@ -345,7 +344,7 @@ def _space_reads(test: MuData, coupling_key: str, s: str, t: str, space: str) ->
         mm = matching_metrics(
             test, coupling_key=coupling_key, source=s, target=t, group_key=None, use_rep=key
         )
-        coupling = read_coupling(test, coupling_key, source=s, target=t)
+        coupling = get_coupling(test, coupling_key, source=s, target=t)
         with np.errstate(all="ignore"):
             pred, _ = barycentric_projection(coupling, test.mod[t].obsm[key])
         cols = pd.Index(test.mod[t].var_names)

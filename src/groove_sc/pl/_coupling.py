@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..tl import get_coupling
 from ._utils import categories_of, check_modality, finish, new_axes
 
 __all__ = ["coupling"]
@@ -100,8 +101,6 @@ def coupling(
         If ``key`` is not in ``mdata.obsp``, ``group_key`` is not in both modalities, a
         modality is unknown or ``label`` is not a label of both modalities.
     """
-    from ..tl._align import read_coupling
-
     if key not in mdata.obsp:
         raise KeyError(
             f"`key`={key!r} is not in mdata.obsp (available: {list(mdata.obsp.keys())}); run "
@@ -127,7 +126,7 @@ def coupling(
             raise KeyError(
                 f"`group_key`={group_key!r} is not a column of mdata.mod[{m!r}].obs (the {arg})."
             )
-    t = read_coupling(mdata, key, source=source, target=target)
+    t = get_coupling(mdata, key, source=source, target=target)
     ls = mdata.mod[source].obs[group_key]
     lt = mdata.mod[target].obs[group_key]
     method = params.get("method")

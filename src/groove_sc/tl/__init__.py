@@ -1,6 +1,10 @@
-"""Tools: latents to ``.obsm``, aligners, imputation and metrics (scanpy ``tl`` conventions)."""
+"""Tools: latents to ``.obsm``, aligners, imputation and metrics (scanpy ``tl`` conventions).
+
+The aligners are the MuData front end of the array-level OT engine :mod:`groove_sc.ot`.
+"""
 
 from ._align import align
+from ._coupling import get_coupling
 from ._impute import impute
 from ._latent import latent, replicate_latents
 from ._metrics import foscttm, imputation_metrics, label_transfer_accuracy, matching_metrics
@@ -18,6 +22,7 @@ __all__ = [
     "WithinLabelSignal",
     "align",
     "foscttm",
+    "get_coupling",
     "imputation_metrics",
     "impute",
     "label_transfer_accuracy",

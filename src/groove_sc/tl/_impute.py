@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-from ._align import read_coupling
+from ._coupling import get_coupling
 
 __all__ = ["impute"]
 
@@ -115,7 +115,7 @@ def impute(
     >>> gs.tl.impute(mdata, source="rna", target="protein")
     >>> mdata["rna"].obsm["protein_imputed"]
     """
-    t = read_coupling(mdata, coupling_key, source=source, target=target)
+    t = get_coupling(mdata, coupling_key, source=source, target=target)
     tgt = mdata.mod[target]
     if layer is None:
         values = tgt.X

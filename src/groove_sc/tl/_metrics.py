@@ -16,6 +16,10 @@ import scipy.sparse as sp
 from mudata import MuData
 from scipy.spatial import cKDTree
 
+from ._cells import obs_strings, partners
+from ._coupling import get_coupling
+from ._impute import barycentric_projection
+
 #: Largest number of pairwise distances (or output entries) held by one chunk.
 _MAX_CHUNK_ENTRIES = 2**24
 
@@ -185,34 +189,6 @@ def _encode(a: np.ndarray, b: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray]
 # --------------------------------------------------------------------------------------------
 # coupling-level metrics
 # --------------------------------------------------------------------------------------------
-def _obs_strings(adata: Any, key: str, arg: str, mod: str) -> np.ndarray:
-    if key not in adata.obs:
-        raise KeyError(f"`{arg}`={key!r} is not a column of mdata.mod[{mod!r}].obs.")
-    col = adata.obs[key]
-    missing = pd.isna(col).to_numpy()
-    vals = col.astype(str).to_numpy().astype(object)
-    vals[missing] = None
-    return vals
-
-
-def _partners(ids_s: np.ndarray, ids_t: np.ndarray, truth_key: str, target: str) -> np.ndarray:
-    """Index of each source cell's partner among the target cells (-1 when it has none)."""
-    ok_t = np.array([v is not None for v in ids_t], dtype=bool)
-    index = pd.Index(ids_t[ok_t])
-    if not index.is_unique:
-        dup = index[index.duplicated()].unique()[:5].tolist()
-        raise ValueError(
-            f"`truth_key`={truth_key!r} must be unique within mdata.mod[{target!r}] "
-            f"(duplicated: {dup})."
-        )
-    pos_t = np.flatnonzero(ok_t)
-    ok_s = np.array([v is not None for v in ids_s], dtype=bool)
-    partner = np.full(len(ids_s), -1, dtype=np.int64)
-    hit = index.get_indexer(ids_s[ok_s])
-    partner[np.flatnonzero(ok_s)] = np.where(hit >= 0, pos_t[np.maximum(hit, 0)], -1)
-    return partner
-
-
 def _rep(adata: Any, use_rep: str | None) -> np.ndarray | None:
     if use_rep is None:
         return None
@@ -322,13 +298,11 @@ def matching_metrics(
     -------
     Dict of floats as described above.
     """
-    from ._align import read_coupling
-
-    t = read_coupling(mdata, coupling_key, source=source, target=target)
+    t = get_coupling(mdata, coupling_key, source=source, target=target)
     src, tgt = mdata.mod[source], mdata.mod[target]
-    ids_s = _obs_strings(src, truth_key, "truth_key", source)
-    ids_t = _obs_strings(tgt, truth_key, "truth_key", target)
-    partner = _partners(ids_s, ids_t, truth_key, target)
+    ids_s = obs_strings(src, truth_key, "truth_key", source)
+    ids_t = obs_strings(tgt, truth_key, "truth_key", target)
+    partner = partners(ids_s, ids_t, truth_key, target)
     paired = np.flatnonzero(partner >= 0)
     if paired.size < 2:
         raise ValueError(
@@ -346,8 +320,8 @@ def matching_metrics(
         "trace_ratio": float("nan"),
     }
     if group_key is not None:
-        ls = _obs_strings(src, group_key, "group_key", source)
-        lt = _obs_strings(tgt, group_key, "group_key", target)
+        ls = obs_strings(src, group_key, "group_key", source)
+        lt = obs_strings(tgt, group_key, "group_key", target)
         counts = pd.Series(lt[[v is not None for v in lt]]).value_counts()
         lp = ls[paired]
         same = np.array(
@@ -365,8 +339,6 @@ def matching_metrics(
         out["foscttm"] = foscttm(zs[paired], zt[partner[paired]])
     out["foscttm_barycentric"] = float("nan")
     if zt is not None:
-        from ._impute import barycentric_projection
-
         keep = paired[mass[paired] > 0]
         if keep.size >= 2:
             proj, _ = barycentric_projection(t[keep], zt)
@@ -374,8 +346,8 @@ def matching_metrics(
     lkey = label_key or group_key
     out["label_transfer_accuracy"] = float("nan")
     if lkey is not None:
-        ls = _obs_strings(src, lkey, "label_key", source)
-        lt = _obs_strings(tgt, lkey, "label_key", target)
+        ls = obs_strings(src, lkey, "label_key", source)
+        lt = obs_strings(tgt, lkey, "label_key", target)
         cats = pd.Index(sorted({v for v in np.concatenate([ls, lt]) if v is not None}))
         codes_t = cats.get_indexer(lt.astype(str))
         codes_t[[v is None for v in lt]] = -1

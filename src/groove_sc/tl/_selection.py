@@ -21,17 +21,10 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from ..ot import LabelBlock, make_solver, solver_class, subsample_blocks, torch_threads
+from ..ot import label_blocks as _shared_label_blocks
 from ._agreement import AgreementTest, agreement_ratio, agreement_test, imputation_gain
-from ._align import (
-    _DEFAULT_EPSILON,
-    _DEFAULT_MAX_ITER,
-    _SOLVERS,
-    _Block,
-    _labels,
-    _Options,
-    _Reps,
-    _torch_threads,
-)
+from ._cells import obs_labels
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -193,37 +186,25 @@ def label_blocks(
     *,
     max_cells: int | None = MAX_CELLS_PER_LABEL,
     seed: int = 0,
-) -> list[_Block]:
+) -> list[LabelBlock]:
     """Per-label blocks of cell positions, larger labels subsampled (seeded).
 
     Labels missing (``None``) or present in one modality only are left out. A block's weight
     is its share of the matched source cells *before* subsampling, so subsampling keeps each
-    label's weight.
+    label's weight (:func:`groove_sc.ot.label_blocks`, :func:`groove_sc.ot.subsample_blocks`).
     """
-    ls = np.asarray(labels_source, dtype=object)
-    lt = np.asarray(labels_target, dtype=object)
-    shared = sorted({v for v in ls if v is not None} & {v for v in lt if v is not None})
-    if not shared:
+    blocks, _, _ = _shared_label_blocks(labels_source, labels_target)
+    if not blocks:
         raise ValueError("No label is present in both modalities; there is nothing to compare.")
-    rng = np.random.default_rng(seed)
-    groups_s = pd.Series(np.arange(len(ls))).groupby(pd.Series(ls, dtype=object)).indices
-    groups_t = pd.Series(np.arange(len(lt))).groupby(pd.Series(lt, dtype=object)).indices
-    n_matched = sum(len(groups_s[lab]) for lab in shared)
-    blocks = []
-    for lab in shared:
-        src, tgt = np.asarray(groups_s[lab]), np.asarray(groups_t[lab])
-        weight = len(src) / n_matched
-        if max_cells is not None:
-            if len(src) > max_cells:
-                src = np.sort(rng.choice(src, max_cells, replace=False))
-            if len(tgt) > max_cells:
-                tgt = np.sort(rng.choice(tgt, max_cells, replace=False))
-        blocks.append(_Block(str(lab), src, tgt, weight))
-    return blocks
+    return subsample_blocks(blocks, max_cells, seed=seed)
+
+
+#: Candidate keys that configure the solver of :func:`block_plans`.
+_CANDIDATE_ARGS = ("epsilon", "gw_form", "alpha", "metric", "normalize", "max_iter", "tol")
 
 
 def block_plans(
-    blocks: Sequence[_Block],
+    blocks: Sequence[LabelBlock],
     x_source: np.ndarray | None,
     x_target: np.ndarray | None,
     candidate: Mapping[str, Any],
@@ -231,46 +212,21 @@ def block_plans(
     dtype: Literal["float32", "float64"] = "float32",
 ) -> list[np.ndarray]:
     """Unit-mass plan of every label block for one candidate aligner (array level)."""
-    import torch
-
     method = candidate["method"]
     if method not in ("uniform", "sinkhorn", "emd", "gw", "fgw"):
         raise ValueError(
             f"candidate method {method!r} is not supported by the selection; use 'uniform', "
             "'sinkhorn', 'emd', 'gw' or 'fgw'."
         )
-    eps = candidate.get("epsilon")
-    eps = float(_DEFAULT_EPSILON.get(method, 0.0) if eps is None else eps)
-    opts = _Options(
-        source="source",
-        target="target",
-        method=method,
-        labeled=True,
-        group_key="",
-        use_rep="",
-        epsilon=eps,
-        reg_m=None,
-        semi_relaxed=False,
-        gw_form=candidate.get("gw_form", "ryu"),
-        alpha=float(candidate.get("alpha", 0.5)),
-        metric=candidate.get("metric", "sqeuclidean"),
-        normalize=candidate.get("normalize", "mean"),
-        n_pcs=None,
-        max_iter=int(candidate.get("max_iter") or _DEFAULT_MAX_ITER.get(method, 1)),
-        tol=float(candidate.get("tol") or 1e-5),
-        batch_size=None,
-        prune=0.0,
-        top_k=None,
-        dtype=dtype,
-        device=torch.device("cpu"),
-        n_threads=None,
-    )
+    names = solver_class(method).parameters()
+    params = {k: candidate[k] for k in _CANDIDATE_ARGS if k in candidate and k in names}
+    solver = make_solver(method, dtype=dtype, **params)
     plans: list[np.ndarray | None] = [None] * len(blocks)
-    reps = _Reps(x_source, x_target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for bid, plan, _diag in _SOLVERS[method](list(blocks), reps, opts):
-            plans[bid] = np.asarray(plan.toarray() if sp.issparse(plan) else plan, np.float64)
+        for res in solver.solve(blocks, x_source, x_target):
+            plan = res.plan
+            plans[res.block] = np.asarray(plan.toarray() if sp.issparse(plan) else plan, np.float64)
     return [p if p is not None else np.zeros(b.shape) for p, b in zip(plans, blocks)]
 
 
@@ -329,7 +285,7 @@ def _standardised(adata: Any, rows: np.ndarray | None = None) -> np.ndarray:
 class _Problem:
     """The label blocks and both replicate representations of one source/target pair."""
 
-    blocks: list[_Block]
+    blocks: list[LabelBlock]
     reps: list[tuple[np.ndarray, np.ndarray]]
     n_source: int
     n_target: int
@@ -364,8 +320,8 @@ def _problem(
             )
     keys = _replicate_keys(mdata, replicates, use_rep, (source, target))
     blocks = label_blocks(
-        _labels(mdata.mod[source], group_key),
-        _labels(mdata.mod[target], group_key),
+        obs_labels(mdata.mod[source], group_key),
+        obs_labels(mdata.mod[target], group_key),
         max_cells=max_cells_per_label,
         seed=seed,
     )
@@ -418,7 +374,7 @@ def _solve_all(
     for c in (SIGNAL_COUPLING, REFERENCE_COUPLING):
         wanted.setdefault(candidate_name(c), dict(c))
     plans = {}
-    with _torch_threads(n_threads):
+    with torch_threads(n_threads):
         for r, (xs, xt) in enumerate(problem.reps):
             for name, cand in wanted.items():
                 plans[(r, name)] = block_plans(problem.blocks, xs, xt, cand)
