@@ -1,11 +1,29 @@
-"""Batched, stabilised Sinkhorn in torch: ``B`` entropic OT problems solved at once.
+r"""Batched, stabilised Sinkhorn for many label blocks at once (torch, CPU or CUDA).
 
-Many problems are padded into one ``(B, n, m)`` tensor (padding carries zero mass, which is
-exact); the iterations run in the kernel domain with log-domain absorption (Schmitzer 2019), so
-float32 with a tiny ``epsilon`` neither underflows into an all-zero plan nor silently returns
-one, and the tensors live on the cost's device (CPU or CUDA). ``ot.solve_batch`` (POT 0.9.7)
-was considered: it has no unbalanced marginals, no warm start and no per-problem convergence
-flag, all of which are needed here.
+Many entropic OT problems of one padded batch ``(B, n, m)`` are solved together. Padded rows
+and columns carry zero mass, which is exact. The iterations run on the stabilised kernel
+:math:`K = \exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)` with scalings ``u, v``:
+
+.. math::
+
+    u \leftarrow (a / K v)^{f_a}, \qquad v \leftarrow (b / K^\top u)^{f_b},
+
+with ``f = 1`` for an exact marginal, ``reg_m / (reg_m + eps)`` for a KL-penalised one
+(unbalanced) and ``0`` for a free one (semi-relaxed); with ``f < 1`` the update is taken
+relative to the potentials already absorbed into the kernel (``u (a / Kv)^f`` would be the
+fixed point of a different problem once ``alpha != 0``). Whenever ``|log u|`` or ``|log v|``
+exceeds ``ABSORB_LOG`` the scalings are absorbed into the log-potentials ``alpha, beta`` by
+rebuilding the kernel; when a kernel row or column underflows, an exact log-domain step
+(``logsumexp``) restarts from the last finite state. So the plan never underflows to zero,
+even in float32 with a tiny ``eps``.
+
+The solver is cut into named steps (:class:`BatchedSinkhorn`): ``_schedule`` (epsilon
+scaling), ``_start`` / ``_rescue`` (exact log-domain steps and a fresh kernel),
+``_iterate`` (one pair of scaling updates), ``_errors`` (the marginal errors), ``_absorb``,
+``_retire`` (problems that reached the tolerance leave the active set, so a slow block does
+not keep the others iterating) and ``_finish``. The two kernel products use a row vector
+times a contiguous matrix (``K`` and a contiguous ``K^T``), the fastest batched product on
+CPU for small blocks.
 """
 
 from __future__ import annotations
@@ -16,65 +34,37 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SinkhornResult", "sinkhorn_batched"]
-
-#: Absorb the Sinkhorn scalings into the log-potentials when |log u| or |log v| exceeds this.
-_ABSORB_LOG = 20.0
-#: On CPU, problems with at least this many entries use one gemv each instead of a bmm.
-_GEMV_MIN_ENTRIES = 2**10
-#: Epsilon scaling: a Sinkhorn solve with a smaller epsilon starts at this one and halves it,
-#: spending at most ``_LEVEL_ITER`` iterations per intermediate level.
-_EPS_START = 0.05
-_LEVEL_ITER = 100
+#: Absorb the scalings into the log-potentials when |log u| or |log v| exceeds this.
+ABSORB_LOG = 20.0
+#: Epsilon scaling: a solve with a smaller epsilon starts at this one (or at the spread of the
+#: costs) and halves it, spending at most ``LEVEL_ITER`` iterations per intermediate level ...
+EPS_START = 0.05
+LEVEL_ITER = 100
 #: ... and is used when the costs' standard deviation exceeds this multiple of epsilon.
-_SCALING_RATIO = 8.0
-
-
-def _ratio(m: torch.Tensor, s: torch.Tensor, f: float, valid: torch.Tensor) -> torch.Tensor:
-    q = m / s
-    if f != 1.0:
-        q = q.pow(f)
-    return torch.where(valid, q, torch.zeros((), dtype=q.dtype, device=q.device))
-
-
-def _lse_step(
-    cs: torch.Tensor,
-    other: torch.Tensor,
-    logm: torch.Tensor,
-    f: float,
-    valid: torch.Tensor,
-    dim: int,
-) -> torch.Tensor:
-    """Exact log-domain half step ``f * (log m - LSE(other - C/eps))`` along ``dim``."""
-    t = other[:, None, :] - cs if dim == 2 else other[:, :, None] - cs
-    out = f * (logm - torch.logsumexp(t, dim=dim))
-    del t
-    return torch.where(valid, out, torch.full((), -math.inf, dtype=out.dtype, device=out.device))
-
-
-def _kernel(k: torch.Tensor, cs: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> None:
-    torch.add(alpha[:, :, None], beta[:, None, :], out=k)
-    k.sub_(cs).exp_()
-
-
-def _matvec(k: torch.Tensor, x: torch.Tensor, transpose: bool) -> torch.Tensor:
-    # on CPU one gemv per large problem is several times faster than bmm with a vector;
-    # many small problems go through one bmm (a Python loop would dominate)
-    if k.device.type == "cpu" and k.shape[1] * k.shape[2] >= _GEMV_MIN_ENTRIES:
-        if transpose:
-            return torch.stack([torch.mv(k[i].T, x[i]) for i in range(k.shape[0])])
-        return torch.stack([torch.mv(k[i], x[i]) for i in range(k.shape[0])])
-    if transpose:
-        return torch.bmm(x[:, None, :], k)[:, 0, :]
-    return torch.bmm(k, x[:, :, None])[:, :, 0]
+SCALING_RATIO = 8.0
 
 
 @dataclass
 class SinkhornResult:
-    """Plans, log-potentials and per-problem convergence of :func:`sinkhorn_batched`."""
+    """Result of :func:`sinkhorn_batched`.
 
-    plan: torch.Tensor  # (B, n, m), unit mass per problem (balanced)
-    alpha: torch.Tensor  # log-potentials (cost/eps units), -inf at padding
+    Attributes
+    ----------
+    plan
+        ``(B, n, m)`` couplings (unit mass per balanced problem), zero at padding.
+    alpha, beta
+        Log-potentials in units of ``cost / eps`` (``-inf`` at padding), for warm starts.
+    n_iter
+        Iterations of each problem (all epsilon levels).
+    converged
+        Whether each problem reached ``tol``.
+    error
+        Final error of each problem (largest relative row-marginal error when balanced, the
+        largest change of the log-scalings otherwise).
+    """
+
+    plan: torch.Tensor
+    alpha: torch.Tensor
     beta: torch.Tensor
     n_iter: np.ndarray
     converged: np.ndarray
@@ -93,6 +83,255 @@ def _cost_spread(cost: torch.Tensor, rv: torch.Tensor, cv: torch.Tensor) -> floa
     return spread
 
 
+def _lse_step(
+    cs: torch.Tensor,
+    other: torch.Tensor,
+    logm: torch.Tensor,
+    f: float,
+    valid: torch.Tensor,
+    dim: int,
+) -> torch.Tensor:
+    """Exact log-domain half step ``f * (log m - LSE(other - C/eps))`` along ``dim``."""
+    t = other[:, None, :] - cs if dim == 2 else other[:, :, None] - cs
+    out = f * (logm - torch.logsumexp(t, dim=dim))
+    del t
+    return torch.where(valid, out, torch.full((), -math.inf, dtype=out.dtype, device=out.device))
+
+
+class BatchedSinkhorn:
+    """Entropic OT of a padded batch of problems, as a small state machine.
+
+    Parameters
+    ----------
+    eps
+        Entropic regularisation (in the units of ``cost``).
+    fa, fb
+        Exponents of the source and target scaling updates (1 exact marginal, 0 free).
+    max_iter
+        Iterations in total (all epsilon levels).
+    tol
+        Tolerance of the final level (see :class:`SinkhornResult`).
+    check_every
+        Iterations between two convergence checks.
+    """
+
+    def __init__(
+        self,
+        eps: float,
+        *,
+        fa: float = 1.0,
+        fb: float = 1.0,
+        max_iter: int = 1000,
+        tol: float = 1e-5,
+        check_every: int = 10,
+    ):
+        self.eps, self.fa, self.fb = float(eps), float(fa), float(fb)
+        self.max_iter, self.tol, self.check_every = int(max_iter), float(tol), int(check_every)
+        self.balanced = self.fa == 1.0 and self.fb == 1.0
+
+    # ---------------------------------------------------------------- schedule and start
+    def _schedule(self, cost: torch.Tensor, warm: bool) -> list[float]:
+        """Epsilon levels: halving from the costs' spread down to ``eps`` (or just ``eps``)."""
+        if warm or self.fa != 1.0 or self.fb not in (0.0, 1.0):
+            return [self.eps]
+        spread = _cost_spread(cost, self.rv, self.cv)
+        start = max(spread, EPS_START)
+        if self.eps < EPS_START or spread > SCALING_RATIO * self.eps:
+            return [start * 0.5**k for k in range(64) if start * 0.5**k > self.eps] + [self.eps]
+        return [self.eps]
+
+    def _kernel(self) -> None:
+        """``K = exp(alpha_i + beta_j - C_ij / eps)`` and its contiguous transpose."""
+        torch.add(self.alpha[:, :, None], self.beta[:, None, :], out=self.k)
+        self.k.sub_(self.cs).exp_()
+        self.kt = self.k.transpose(1, 2).contiguous()
+
+    def _rescue(self, v: torch.Tensor) -> None:
+        """Exact log-domain iteration from the last finite state, then a fresh kernel."""
+        bt = torch.where(self.cv, self.beta + v.log(), self.ninf)
+        self.alpha = _lse_step(self.cs, bt, self.loga, self.fa, self.rv, 2)
+        self.beta = _lse_step(self.cs, self.alpha, self.logb, self.fb, self.cv, 1)
+        self._kernel()
+        self.u, self.v = self.rv.to(self.dtype), self.cv.to(self.dtype)
+
+    # ---------------------------------------------------------------- iterations
+    def _kv(self) -> torch.Tensor:
+        return torch.bmm(self.v[:, None, :], self.kt)[:, 0, :]
+
+    def _ktu(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(u[:, None, :], self.k)[:, 0, :]
+
+    def _ratio(
+        self, m: torch.Tensor, s: torch.Tensor, f: float, valid: torch.Tensor, pot: torch.Tensor
+    ) -> torch.Tensor:
+        """The scaling update ``(m / s)^f``, relative to the absorbed potential ``pot``.
+
+        The kernel holds ``exp(pot)``, so the total scaling is ``exp(pot) * q`` and the update
+        of the total, ``(m / (K_0 v))^f``, is ``q = (m / s)^f * exp(-(1 - f) pot)``; for an exact
+        marginal (``f = 1``) the correction vanishes.
+        """
+        q = m / s
+        if f != 1.0:
+            q = q.pow(f)
+            if f != 0.0:
+                q = q * torch.exp(torch.where(valid, -(1.0 - f) * pot, self.zero))
+            else:
+                q = torch.exp(torch.where(valid, -pot, self.zero))
+        return torch.where(valid, q, self.zero)
+
+    def _errors(self, kv: torch.Tensor, u_new: torch.Tensor) -> np.ndarray:
+        """Largest relative row-marginal error (balanced) or log-scaling change, per problem."""
+        rv = self.rv
+        if self.balanced:
+            e = torch.where(
+                rv, (self.u * kv - self.a).abs() / torch.where(rv, self.a, 1.0), self.zero
+            )
+        else:
+            ratio = torch.where(rv, u_new / torch.where(rv, self.u, 1.0), 1.0)
+            e = torch.where(rv, ratio.log().abs(), self.zero)
+        out = e.amax(1).double().cpu().numpy()
+        return np.where(np.isfinite(out), out, np.inf)
+
+    def _absorb(self) -> None:
+        """Move large scalings into the log-potentials (exact; keeps the kernel in range)."""
+        lu = torch.where(self.rv, self.u.log().abs(), self.zero).amax()
+        lv = torch.where(self.cv, self.v.log().abs(), self.zero).amax()
+        if float(torch.maximum(lu, lv)) > ABSORB_LOG:
+            self.alpha = torch.where(self.rv, self.alpha + self.u.log(), self.ninf)
+            self.beta = torch.where(self.cv, self.beta + self.v.log(), self.ninf)
+            self._kernel()
+            self.u, self.v = self.rv.to(self.dtype), self.cv.to(self.dtype)
+
+    def _iterate(self, kv: torch.Tensor, u_new: torch.Tensor) -> None:
+        """Finish one iteration from ``u_new = (a / K v)^fa``: update ``v``, then absorb."""
+        if not bool(torch.isfinite(u_new).all()):
+            self._rescue(self.v)
+            return
+        self.u = u_new
+        v_new = self._ratio(self.b, self._ktu(self.u), self.fb, self.cv, self.beta)
+        if not bool(torch.isfinite(v_new).all()):
+            self._rescue(self.v)
+            return
+        self.v = v_new
+        self._absorb()
+
+    # ---------------------------------------------------------------- active set
+    _STATE = ("cs", "k", "kt", "u", "v", "alpha", "beta", "a", "b", "loga", "logb", "rv", "cv")
+
+    def _retire(self, finished: np.ndarray) -> None:
+        """Store the plans of the ``finished`` active problems and drop them from the set."""
+        rows = torch.as_tensor(np.flatnonzero(finished), device=self.k.device)
+        ids = self.active[finished]
+        alpha = torch.where(self.rv[rows], self.alpha[rows] + self.u[rows].log(), self.ninf)
+        beta = torch.where(self.cv[rows], self.beta[rows] + self.v[rows].log(), self.ninf)
+        plan = self.k[rows] * self.u[rows][:, :, None] * self.v[rows][:, None, :]
+        idx = torch.as_tensor(ids, device=self.k.device)
+        self.out_plan[idx] = plan
+        self.out_alpha[idx] = alpha
+        self.out_beta[idx] = beta
+        keep = ~finished
+        if keep.all():
+            return
+        rest = torch.as_tensor(np.flatnonzero(keep), device=self.k.device)
+        for name in self._STATE:
+            setattr(self, name, getattr(self, name).index_select(0, rest))
+        self.active = self.active[keep]
+
+    # ---------------------------------------------------------------- driver
+    def solve(
+        self,
+        cost: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> SinkhornResult:
+        """Solve the batch; ``cost`` (B, n, m) is overwritten (it holds ``C / eps`` after)."""
+        bsz = cost.shape[0]
+        self.dtype = cost.dtype
+        dev = cost.device
+        self.ninf = torch.full((), -math.inf, dtype=cost.dtype, device=dev)
+        self.zero = torch.zeros((), dtype=cost.dtype, device=dev)
+        self.a, self.b, self._a_full = a, b, a
+        self.rv, self.cv = a > 0, b > 0
+        self.loga, self.logb = a.log(), b.log()
+        levels = self._schedule(cost, init is not None)
+        self.cs = cost.div_(levels[0])
+        self.beta = (
+            torch.where(self.cv, torch.zeros_like(b), self.ninf) if init is None else init[1]
+        )
+        self.alpha = _lse_step(self.cs, self.beta, self.loga, self.fa, self.rv, 2)
+        self.beta = _lse_step(self.cs, self.alpha, self.logb, self.fb, self.cv, 1)
+        self.k = torch.empty_like(self.cs)
+        self._kernel()
+        self.u, self.v = self.rv.to(cost.dtype), self.cv.to(cost.dtype)
+        self.active = np.arange(bsz)
+        self.out_plan = torch.zeros_like(self.cs)
+        self.out_alpha = torch.full_like(a, -math.inf)
+        self.out_beta = torch.full_like(b, -math.inf)
+        err = np.full(bsz, np.inf)
+        n_iter = np.full(bsz, self.max_iter, dtype=np.int64)
+        done = np.zeros(bsz, dtype=bool)
+        total = 0
+        for lvl, e_lvl in enumerate(levels):
+            final = lvl == len(levels) - 1
+            if lvl:
+                # carry the potentials (cost units) over to the next epsilon
+                r = levels[lvl - 1] / e_lvl
+                self.beta = torch.where(self.cv, (self.beta + self.v.log()) * r, self.ninf)
+                self.cs.mul_(r)
+                self._rescue(torch.ones_like(self.v))
+            share = max(1, self.max_iter // (2 * len(levels)))
+            budget = self.max_iter - total if final else min(LEVEL_ITER, share)
+            level_tol = self.tol if final else max(self.tol, 1e-2)
+            it = -1
+            for it in range(budget):
+                kv = self._kv()
+                u_new = self._ratio(self.a, kv, self.fa, self.rv, self.alpha)
+                if it % self.check_every == 0 and (self.balanced or it > 0):
+                    e = self._errors(kv, u_new)
+                    if final:
+                        err[self.active] = e
+                        newly = e <= self.tol
+                        if newly.any():
+                            n_iter[self.active[newly]] = total + it
+                            done[self.active[newly]] = True
+                            self._retire(newly)
+                            if not len(self.active):
+                                break
+                            kv, u_new = kv[~newly], u_new[~newly]
+                    elif (e <= level_tol).all():
+                        break
+                self._iterate(kv, u_new)
+            total += it + 1 if budget else 0
+        if len(self.active):
+            self._retire(np.ones(len(self.active), dtype=bool))
+        return self._finish(n_iter, done, err)
+
+    def _finish(self, n_iter: np.ndarray, done: np.ndarray, err: np.ndarray) -> SinkhornResult:
+        plan = self.out_plan
+        if not bool(torch.isfinite(plan).all()):
+            raise FloatingPointError(
+                "Sinkhorn produced NaN/inf in the coupling; increase `epsilon` or use "
+                "dtype='float64'."
+            )
+        rows = plan.sum(2)
+        a_full = self._a_full
+        valid = a_full > 0
+        empty = (rows <= 0) & valid
+        if bool(empty.any()):
+            raise FloatingPointError(
+                f"Sinkhorn returned {int(empty.sum())} source cells with zero mass (underflow); "
+                "increase `epsilon` or use dtype='float64'."
+            )
+        if self.balanced:
+            e = torch.where(
+                valid, (rows - a_full).abs() / torch.where(valid, a_full, 1.0), self.zero
+            )
+            err = e.amax(1).double().cpu().numpy()
+        converged = done | (err <= self.tol)
+        return SinkhornResult(plan, self.out_alpha, self.out_beta, n_iter, converged, err)
+
+
 def sinkhorn_batched(
     cost: torch.Tensor,
     a: torch.Tensor,
@@ -106,127 +345,14 @@ def sinkhorn_batched(
     check_every: int = 10,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SinkhornResult:
-    r"""Solve ``B`` entropic OT problems at once.
+    r"""Solve ``B`` entropic OT problems at once (see :class:`BatchedSinkhorn`).
 
-    ``cost`` (B, n, m) is overwritten; padded rows/columns carry zero mass in ``a``/``b`` and
-    any finite cost. Iterations run on the stabilised kernel
-    :math:`K = \exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)` with scalings ``u, v``; whenever
-    ``|log u|`` or ``|log v|`` exceeds ``_ABSORB_LOG`` (or a kernel row underflows) the scalings
-    are absorbed into the log-potentials by an exact log-domain step, so the plan never
-    underflows to zero even in float32 with a tiny ``eps``. ``fa``/``fb`` < 1 give the KL
-    unbalanced updates (``reg_m / (reg_m + eps)``), 0 a free marginal.
-
-    Without ``init`` and when ``eps`` is small against the spread (standard deviation) of the
-    costs (``spread > _SCALING_RATIO * eps``, or ``eps < _EPS_START``), epsilon scaling: the
-    problem is first solved loosely at that spread and halved epsilons (at most
-    ``_LEVEL_ITER`` iterations each, potentials carried over), then at ``eps``; ``n_iter``
-    counts all iterations.
+    ``cost`` (B, n, m) is overwritten; padded rows/columns carry zero mass in ``a``/``b``
+    and any finite cost. Without ``init`` and when ``eps`` is small against the spread of the
+    costs, epsilon scaling: the problem is first solved loosely at that spread and halved
+    epsilons (at most ``LEVEL_ITER`` iterations each, potentials carried over), then at
+    ``eps``; ``n_iter`` counts all iterations. A problem leaves the active set as soon as it
+    reaches ``tol``.
     """
-    bsz = cost.shape[0]
-    rv, cv = a > 0, b > 0
-    loga, logb = a.log(), b.log()
-    ninf = torch.full((), -math.inf, dtype=cost.dtype, device=cost.device)
-    zero = torch.zeros((), dtype=cost.dtype, device=cost.device)
-    balanced = fa == 1.0 and fb == 1.0
-    levels = [eps]
-    if init is None and fa == 1.0 and fb in (0.0, 1.0):
-        # epsilon scaling from the spread of the costs (or _EPS_START for tiny eps)
-        spread = _cost_spread(cost, rv, cv)
-        start = max(spread, _EPS_START)
-        if eps < _EPS_START or spread > _SCALING_RATIO * eps:
-            levels = [start * 0.5**k for k in range(64) if start * 0.5**k > eps] + [eps]
-    cs = cost.div_(levels[0])
-    if init is None:
-        beta = torch.where(cv, torch.zeros_like(b), ninf)
-    else:
-        beta = init[1]
-    alpha = _lse_step(cs, beta, loga, fa, rv, 2)
-    beta = _lse_step(cs, alpha, logb, fb, cv, 1)
-    k = torch.empty_like(cs)
-    _kernel(k, cs, alpha, beta)
-    u, v = rv.to(cost.dtype), cv.to(cost.dtype)
-    err = np.full(bsz, np.inf)
-    n_iter = np.full(bsz, max_iter, dtype=np.int64)
-    done = np.zeros(bsz, dtype=bool)
-
-    def _rescue(v_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # exact log-domain iteration from the last finite state, then a fresh kernel
-        nonlocal alpha, beta
-        bt = torch.where(cv, beta + v_.log(), ninf)
-        alpha = _lse_step(cs, bt, loga, fa, rv, 2)
-        beta = _lse_step(cs, alpha, logb, fb, cv, 1)
-        _kernel(k, cs, alpha, beta)
-        return rv.to(cost.dtype), cv.to(cost.dtype)
-
-    def _check(it: int, kv: torch.Tensor, u_new: torch.Tensor | None) -> np.ndarray:
-        if balanced:
-            e = torch.where(rv, (u * kv - a).abs() / torch.where(rv, a, 1.0), zero).amax(1)
-        else:
-            ratio = torch.where(rv, u_new / torch.where(rv, u, 1.0), 1.0)
-            e = torch.where(rv, ratio.log().abs(), zero).amax(1)
-        out = e.double().cpu().numpy()
-        return np.where(np.isfinite(out), out, np.inf)
-
-    total = 0
-    for lvl, e_lvl in enumerate(levels):
-        final = lvl == len(levels) - 1
-        if lvl:
-            # carry the potentials (cost units) over to the next epsilon
-            r = levels[lvl - 1] / e_lvl
-            beta = torch.where(cv, (beta + v.log()) * r, ninf)
-            cs.mul_(r)
-            u, v = _rescue(torch.ones_like(v))  # exact log step: no row or column underflows
-        # intermediate levels use at most half of max_iter in total
-        share = max(1, max_iter // (2 * len(levels)))
-        budget = max_iter - total if final else min(_LEVEL_ITER, share)
-        level_tol = tol if final else max(tol, 1e-2)
-        for it in range(budget):
-            kv = _matvec(k, v, transpose=False)
-            u_new = _ratio(a, kv, fa, rv)
-            check = it % check_every == 0 and (balanced or it > 0)
-            if check:
-                err = _check(it, kv, u_new)
-                if final:
-                    newly = (err <= tol) & ~done
-                    n_iter[newly] = total + it
-                    done |= newly
-                    if done.all():
-                        break
-                elif (err <= level_tol).all():
-                    break
-            if not bool(torch.isfinite(u_new).all()):
-                u, v = _rescue(v)
-                continue
-            u = u_new
-            v_new = _ratio(b, _matvec(k, u, transpose=True), fb, cv)
-            if not bool(torch.isfinite(v_new).all()):
-                u, v = _rescue(v)
-                continue
-            v = v_new
-            lu = torch.where(rv, u.log().abs(), zero).amax()
-            lv = torch.where(cv, v.log().abs(), zero).amax()
-            if float(torch.maximum(lu, lv)) > _ABSORB_LOG:
-                alpha = torch.where(rv, alpha + u.log(), ninf)
-                beta = torch.where(cv, beta + v.log(), ninf)
-                _kernel(k, cs, alpha, beta)
-                u, v = rv.to(cost.dtype), cv.to(cost.dtype)
-        total += it + 1 if budget else 0
-    alpha = torch.where(rv, alpha + u.log(), ninf)
-    beta = torch.where(cv, beta + v.log(), ninf)
-    plan = k.mul_(u[:, :, None]).mul_(v[:, None, :])
-    if not bool(torch.isfinite(plan).all()):
-        raise FloatingPointError(
-            "Sinkhorn produced NaN/inf in the coupling; increase `epsilon` or use dtype='float64'."
-        )
-    rows = plan.sum(2)
-    empty = (rows <= 0) & rv
-    if bool(empty.any()):
-        raise FloatingPointError(
-            f"Sinkhorn returned {int(empty.sum())} source cells with zero mass (underflow); "
-            "increase `epsilon` or use dtype='float64'."
-        )
-    if balanced:
-        e = torch.where(rv, (rows - a).abs() / torch.where(rv, a, 1.0), zero).amax(1)
-        err = e.double().cpu().numpy()
-    converged = done | (err <= tol)
-    return SinkhornResult(plan, alpha, beta, n_iter, converged, err)
+    solver = BatchedSinkhorn(eps, fa=fa, fb=fb, max_iter=max_iter, tol=tol, check_every=check_every)
+    return solver.solve(cost, a, b, init)
