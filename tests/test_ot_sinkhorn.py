@@ -99,3 +99,20 @@ def test_warm_start_from_the_potentials_converges_at_once():
     again = sinkhorn_batched(cost.clone(), a, b, 0.1, tol=1e-9, init=(first.alpha, first.beta))
     assert again.n_iter.max() <= 10
     np.testing.assert_allclose(again.plan.numpy(), first.plan.numpy(), atol=1e-8)
+
+
+def test_batches_do_not_pad_small_labels_to_the_largest():
+    from groove_sc.ot import LabelBlock, make_batches
+
+    rng = np.random.default_rng(0)
+    sizes = [1000] + list(rng.integers(20, 200, 60))  # a control and log-normal-ish labels
+    blocks = [LabelBlock(str(k), np.arange(s), np.arange(s), 1.0) for k, s in enumerate(sizes)]
+    batches = make_batches(blocks)
+    assert sorted(i for b in batches for i in b) == list(range(len(blocks)))
+    for batch in batches:
+        n_max = max(blocks[i].shape[0] for i in batch)
+        m_max = max(blocks[i].shape[1] for i in batch)
+        for i in batch:
+            n, m = blocks[i].shape
+            assert n * m >= 0.5 * n_max * m_max
+    assert [0] in batches  # the control runs alone

@@ -31,6 +31,8 @@ __all__ = [
 
 #: Entries per padded tensor of a label batch (float32: 16 MiB); a larger label runs alone.
 BATCH_ENTRIES = 2**22
+#: Smallest share of its padded block that a block of a batch fills (padding at most 2x).
+MIN_FILL = 0.5
 #: Label of the single block of a global (unlabeled) coupling.
 ALL_CELLS = "__all__"
 
@@ -168,11 +170,18 @@ def make_batches(
 ) -> list[list[int]]:
     """Group blocks of similar size; each padded batch stays within ``max_entries``.
 
-    Blocks are sorted by shape (largest first) and cut into batches of at most ``batch_size``
-    blocks (``None``: no limit) whose padded ``(B, n_max, m_max)`` tensor has at most
-    ``max_entries`` entries (a larger block runs alone). Returns the block indices per batch.
+    Blocks are sorted by size (entries, largest first) and cut into batches of at most
+    ``batch_size`` blocks (``None``: no limit) whose padded ``(B, n_max, m_max)`` tensor has at
+    most ``max_entries`` entries (a larger block runs alone), and in which every block fills
+    at least ``MIN_FILL`` of the padded block (so unequal label sizes do not pay for padding:
+    a 100 x 100 label is not padded to the 1000 x 1000 of the control). Returns the block
+    indices per batch.
     """
-    order = sorted(range(len(blocks)), key=lambda i: blocks[i].shape, reverse=True)
+    order = sorted(
+        range(len(blocks)),
+        key=lambda i: (blocks[i].shape[0] * blocks[i].shape[1], blocks[i].shape),
+        reverse=True,
+    )
     cap = batch_size or len(blocks)
     batches: list[list[int]] = []
     cur: list[int] = []
@@ -180,7 +189,8 @@ def make_batches(
     for i in order:
         n, m = blocks[i].shape
         nn, mm = max(n_max, n), max(m_max, m)
-        if cur and (len(cur) >= cap or (len(cur) + 1) * nn * mm > max_entries):
+        sparse_fill = n * m < MIN_FILL * nn * mm
+        if cur and (len(cur) >= cap or (len(cur) + 1) * nn * mm > max_entries or sparse_fill):
             batches.append(cur)
             cur, nn, mm = [], n, m
         cur.append(i)
