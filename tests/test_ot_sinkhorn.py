@@ -5,6 +5,7 @@ import ot
 import pytest
 import torch
 
+from groove_sc.ot import LabelBlock, make_batches
 from groove_sc.ot._sinkhorn import BatchedSinkhorn, sinkhorn_batched
 
 
@@ -102,10 +103,8 @@ def test_warm_start_from_the_potentials_converges_at_once():
 
 
 def test_batches_do_not_pad_small_labels_to_the_largest():
-    from groove_sc.ot import LabelBlock, make_batches
-
     rng = np.random.default_rng(0)
-    sizes = [1000] + list(rng.integers(20, 200, 60))  # a control and log-normal-ish labels
+    sizes = [1000, *rng.integers(20, 200, 60).tolist()]  # a control and smaller labels
     blocks = [LabelBlock(str(k), np.arange(s), np.arange(s), 1.0) for k, s in enumerate(sizes)]
     batches = make_batches(blocks)
     assert sorted(i for b in batches for i in b) == list(range(len(blocks)))
