@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import logsumexp
 
 #: Absorb the scalings into the log-potentials when |log u| or |log v| exceeds this.
 ABSORB_LOG = 20.0
@@ -42,6 +43,13 @@ EPS_START = 0.05
 LEVEL_ITER = 100
 #: ... and is used when the costs' standard deviation exceeds this multiple of epsilon.
 SCALING_RATIO = 8.0
+#: Over-relaxation of the balanced updates, ``u <- u^(1 - w) (a / K v)^w`` (Thibault et al.
+#: 2017): the same fixed point in fewer iterations (about a third on mean-normalised costs
+#: at epsilon 0.05). A problem whose error stops decreasing falls back to ``w = 1``.
+RELAXATION = 1.5
+#: On CPU, the last few balanced problems of a batch finish in a per-problem float64 numpy
+#: loop (a few microseconds per operation) instead of batched torch calls (tens).
+NUMPY_TAIL = 8
 
 
 @dataclass
@@ -113,6 +121,9 @@ class BatchedSinkhorn:
         Tolerance of the final level (see :class:`SinkhornResult`).
     check_every
         Iterations between two convergence checks.
+    relaxation
+        Over-relaxation ``w`` of balanced problems (1: plain Sinkhorn); unbalanced and
+        semi-relaxed problems always use 1.
     """
 
     def __init__(
@@ -124,10 +135,14 @@ class BatchedSinkhorn:
         max_iter: int = 1000,
         tol: float = 1e-5,
         check_every: int = 10,
+        relaxation: float = RELAXATION,
     ):
         self.eps, self.fa, self.fb = float(eps), float(fa), float(fb)
         self.max_iter, self.tol, self.check_every = int(max_iter), float(tol), int(check_every)
         self.balanced = self.fa == 1.0 and self.fb == 1.0
+        if not 0.0 < relaxation < 2.0:
+            raise ValueError(f"`relaxation` must be in (0, 2), got {relaxation!r}.")
+        self.relaxation = float(relaxation) if self.balanced else 1.0
 
     # ---------------------------------------------------------------- schedule and start
     def _schedule(self, cost: torch.Tensor, warm: bool) -> list[float]:
@@ -202,21 +217,43 @@ class BatchedSinkhorn:
             self._kernel()
             self.u, self.v = self.rv.to(self.dtype), self.cv.to(self.dtype)
 
+    def _relax(self, old: torch.Tensor, new: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``old^(1 - w) new^w`` per problem (``new`` where ``w = 1``), zero at padding."""
+        if self.relaxation == 1.0 or bool((self.omega == 1.0).all()):
+            return new
+        w = self.omega
+        out = torch.where(valid, old, 1.0).pow(1.0 - w) * torch.where(valid, new, 1.0).pow(w)
+        return torch.where(valid, out, self.zero)
+
+    def _guard(self, e: np.ndarray) -> None:
+        """Over-relaxed problems whose error stopped decreasing go back to ``w = 1``."""
+        if self.relaxation == 1.0:
+            return
+        worse = ~(e < self.prev_err)
+        if worse.any():
+            rows = torch.as_tensor(np.flatnonzero(worse), device=self.omega.device)
+            self.omega[rows] = 1.0
+        self.prev_err = e
+
     def _iterate(self, kv: torch.Tensor, u_new: torch.Tensor) -> None:
         """Finish one iteration from ``u_new = (a / K v)^fa``: update ``v``, then absorb."""
         if not bool(torch.isfinite(u_new).all()):
+            self.omega.fill_(1.0)
             self._rescue(self.v)
             return
-        self.u = u_new
-        v_new = self._ratio(self.b, self._ktu(self.u), self.fb, self.cv, self.beta)
-        if not bool(torch.isfinite(v_new).all()):
+        u = self._relax(self.u, u_new, self.rv)
+        v_new = self._ratio(self.b, self._ktu(u), self.fb, self.cv, self.beta)
+        if not bool(torch.isfinite(v_new).all()) or not bool(torch.isfinite(u).all()):
+            self.omega.fill_(1.0)
             self._rescue(self.v)
             return
-        self.v = v_new
+        self.u = u
+        self.v = self._relax(self.v, v_new, self.cv)
         self._absorb()
 
     # ---------------------------------------------------------------- active set
     _STATE = ("cs", "k", "kt", "u", "v", "alpha", "beta", "a", "b", "loga", "logb", "rv", "cv")
+    _STATE += ("omega",)
 
     def _retire(self, finished: np.ndarray) -> None:
         """Store the plans of the ``finished`` active problems and drop them from the set."""
@@ -236,6 +273,7 @@ class BatchedSinkhorn:
         for name in self._STATE:
             setattr(self, name, getattr(self, name).index_select(0, rest))
         self.active = self.active[keep]
+        self.prev_err = self.prev_err[keep]
 
     # ---------------------------------------------------------------- driver
     def solve(
@@ -265,6 +303,8 @@ class BatchedSinkhorn:
         self._kernel()
         self.u, self.v = self.rv.to(cost.dtype), self.cv.to(cost.dtype)
         self.active = np.arange(bsz)
+        self.omega = torch.full((bsz, 1), self.relaxation, dtype=cost.dtype, device=dev)
+        self.prev_err = np.full(bsz, np.inf)
         self.out_plan = torch.zeros_like(self.cs)
         self.out_alpha = torch.full_like(a, -math.inf)
         self.out_beta = torch.full_like(b, -math.inf)
@@ -289,6 +329,7 @@ class BatchedSinkhorn:
                 u_new = self._ratio(self.a, kv, self.fa, self.rv, self.alpha)
                 if it % self.check_every == 0 and (self.balanced or it > 0):
                     e = self._errors(kv, u_new)
+                    self._guard(e)
                     if final:
                         err[self.active] = e
                         newly = e <= self.tol
@@ -299,13 +340,85 @@ class BatchedSinkhorn:
                             if not len(self.active):
                                 break
                             kv, u_new = kv[~newly], u_new[~newly]
+                        if self._tail_in_numpy():
+                            self._numpy_tail(total + it, budget - it, err, n_iter, done)
+                            break
                     elif (e <= level_tol).all():
+                        self.prev_err = np.full(len(self.active), np.inf)  # a new level
                         break
                 self._iterate(kv, u_new)
             total += it + 1 if budget else 0
         if len(self.active):
             self._retire(np.ones(len(self.active), dtype=bool))
         return self._finish(n_iter, done, err)
+
+    # ---------------------------------------------------------------- numpy tail
+    def _tail_in_numpy(self) -> bool:
+        return self.balanced and self.k.device.type == "cpu" and 0 < len(self.active) <= NUMPY_TAIL
+
+    def _numpy_tail(
+        self, start: int, budget: int, err: np.ndarray, n_iter: np.ndarray, done: np.ndarray
+    ) -> None:
+        """Finish every active (balanced) problem in a float64 numpy loop, then retire it.
+
+        The same iteration as the batched one (over-relaxed updates, the error check every
+        ``check_every`` iterations, absorption of large scalings, an exact log-domain step
+        after a non-finite update), one problem at a time on its valid block.
+        """
+        for r, j in enumerate(self.active):
+            n, m = int(self.rv[r].sum()), int(self.cv[r].sum())
+            cs = self.cs[r, :n, :m].double().numpy()
+            alpha = self.alpha[r, :n].double().numpy()
+            beta = self.beta[r, :m].double().numpy()
+            u, v = self.u[r, :n].double().numpy(), self.v[r, :m].double().numpy()
+            a, b = self.a[r, :n].double().numpy(), self.b[r, :m].double().numpy()
+            loga, logb = np.log(a), np.log(b)
+            w = float(self.omega[r])
+            kern = np.exp(alpha[:, None] + beta[None, :] - cs)
+            prev, e, stop = np.inf, np.inf, budget
+            for it in range(budget):
+                kv = kern @ v
+                if it % self.check_every == 0:
+                    e = float(np.max(np.abs(u * kv - a) / a))
+                    e = e if np.isfinite(e) else np.inf
+                    if w != 1.0 and not e < prev:
+                        w = 1.0
+                    prev = e
+                    if e <= self.tol:
+                        stop = it
+                        break
+                with np.errstate(all="ignore"):
+                    un = a / kv if w == 1.0 else u ** (1.0 - w) * (a / kv) ** w
+                    vn = b / (kern.T @ un)
+                    if w != 1.0:
+                        vn = v ** (1.0 - w) * vn**w
+                if not (np.isfinite(un).all() and np.isfinite(vn).all()):
+                    # exact log-domain step from the last finite state, then a fresh kernel
+                    w = 1.0
+                    beta = beta + np.log(v)
+                    alpha = loga - logsumexp(beta[None, :] - cs, axis=1)
+                    beta = logb - logsumexp(alpha[:, None] - cs, axis=0)
+                    kern = np.exp(alpha[:, None] + beta[None, :] - cs)
+                    u, v = np.ones(n), np.ones(m)
+                    continue
+                u, v = un, vn
+                if max(np.abs(np.log(u)).max(), np.abs(np.log(v)).max()) > ABSORB_LOG:
+                    alpha, beta = alpha + np.log(u), beta + np.log(v)
+                    kern = np.exp(alpha[:, None] + beta[None, :] - cs)
+                    u, v = np.ones(n), np.ones(m)
+            dt = self.out_plan.dtype
+            self.out_plan[j, :n, :m] = torch.from_numpy(u[:, None] * kern * v[None, :]).to(dt)
+            self.out_alpha[j, :n] = torch.from_numpy(alpha + np.log(u)).to(dt)
+            self.out_beta[j, :m] = torch.from_numpy(beta + np.log(v)).to(dt)
+            err[j] = e
+            if e <= self.tol:
+                done[j] = True
+                n_iter[j] = start + stop
+        keep = torch.zeros(0, dtype=torch.long)
+        for name in self._STATE:
+            setattr(self, name, getattr(self, name).index_select(0, keep))
+        self.active = self.active[:0]
+        self.prev_err = self.prev_err[:0]
 
     def _finish(self, n_iter: np.ndarray, done: np.ndarray, err: np.ndarray) -> SinkhornResult:
         plan = self.out_plan
