@@ -246,7 +246,7 @@ class _Method:
 
 
 class Groove(_Method):
-    batch_entries = 2**22  # groove_sc.tl._align._BATCH_ENTRIES (estimate only)
+    batch_entries = 2**22  # groove_sc.ot.BATCH_ENTRIES (estimate only)
 
     def prepare(self, labels: list[int], keep: list[int]) -> None:
         import anndata as ad
