@@ -40,3 +40,24 @@ def test_history_into_given_axes_and_return_fig():
     with pytest.raises(KeyError, match="terms"):
         gs.pl.history(_FakeModel(), terms=["kl"], show=False)
     plt.close("all")
+
+
+def test_label_transfer_panel_shows_the_gap_and_chance():
+    model = _FakeModel()
+    epochs = pd.Index(np.arange(7), name="epoch")
+    model.history["label_transfer_train"] = pd.DataFrame(
+        {"label_transfer_train": np.linspace(0.2, 0.9, 7)}, index=epochs
+    )
+    model.history["label_transfer_validation"] = pd.DataFrame(
+        {"label_transfer_validation": np.linspace(0.2, 0.3, 7)}, index=epochs
+    )
+    model.label_transfer_chance_ = 0.125
+    (ax,) = gs.pl.history(model, terms=["label_transfer"], show=False)
+    assert ax.get_ylabel() == "accuracy"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"train", "validation", "chance"}
+    np.testing.assert_allclose(lines["chance"].get_ydata(), [0.125, 0.125])
+    np.testing.assert_allclose(
+        lines["train"].get_ydata()[-1] - lines["validation"].get_ydata()[-1], 0.6
+    )
+    plt.close("all")
