@@ -207,15 +207,23 @@ class BatchedSinkhorn:
         out = e.amax(1).double().cpu().numpy()
         return np.where(np.isfinite(out), out, np.inf)
 
-    def _absorb(self) -> None:
-        """Move large scalings into the log-potentials (exact; keeps the kernel in range)."""
+    def _absorb(self) -> bool:
+        """Move large scalings into the log-potentials (exact; keeps the kernel in range).
+
+        Returns ``False`` when a scaling is not finite (the caller then restarts from the last
+        finite state): one check per iteration instead of testing every entry.
+        """
         lu = torch.where(self.rv, self.u.log().abs(), self.zero).amax()
         lv = torch.where(self.cv, self.v.log().abs(), self.zero).amax()
-        if float(torch.maximum(lu, lv)) > ABSORB_LOG:
+        largest = float(torch.maximum(lu, lv))
+        if not math.isfinite(largest):
+            return False
+        if largest > ABSORB_LOG:
             self.alpha = torch.where(self.rv, self.alpha + self.u.log(), self.ninf)
             self.beta = torch.where(self.cv, self.beta + self.v.log(), self.ninf)
             self._kernel()
             self.u, self.v = self.rv.to(self.dtype), self.cv.to(self.dtype)
+        return True
 
     def _relax(self, old: torch.Tensor, new: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``old^(1 - w) new^w`` per problem (``new`` where ``w = 1``), zero at padding."""
@@ -236,20 +244,18 @@ class BatchedSinkhorn:
         self.prev_err = e
 
     def _iterate(self, kv: torch.Tensor, u_new: torch.Tensor) -> None:
-        """Finish one iteration from ``u_new = (a / K v)^fa``: update ``v``, then absorb."""
-        if not bool(torch.isfinite(u_new).all()):
-            self.omega.fill_(1.0)
-            self._rescue(self.v)
-            return
-        u = self._relax(self.u, u_new, self.rv)
-        v_new = self._ratio(self.b, self._ktu(u), self.fb, self.cv, self.beta)
-        if not bool(torch.isfinite(v_new).all()) or not bool(torch.isfinite(u).all()):
-            self.omega.fill_(1.0)
-            self._rescue(self.v)
-            return
-        self.u = u
+        """Finish one iteration from ``u_new = (a / K v)^fa``: update ``v``, then absorb.
+
+        A non-finite scaling (seen by :meth:`_absorb`) restarts from the last finite ``v`` by
+        an exact log-domain step, without over-relaxation from then on.
+        """
+        last_v = self.v
+        self.u = self._relax(self.u, u_new, self.rv)
+        v_new = self._ratio(self.b, self._ktu(self.u), self.fb, self.cv, self.beta)
         self.v = self._relax(self.v, v_new, self.cv)
-        self._absorb()
+        if not self._absorb():
+            self.omega.fill_(1.0)
+            self._rescue(last_v)
 
     # ---------------------------------------------------------------- active set
     _STATE = ("cs", "k", "kt", "u", "v", "alpha", "beta", "a", "b", "loga", "logb", "rv", "cv")
