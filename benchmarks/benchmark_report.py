@@ -36,7 +36,7 @@ LEARNERS = [
     "propensity_score",
     "pca",
 ]
-ALIGNERS = ["uniform", "sinkhorn", "emd", "gw", "fgw", "coot"]
+ALIGNERS = ["uniform", "sinkhorn", "emd", "gw", "fgw", "coot", "auto_matching", "auto_imputation"]
 
 
 def read(name: str) -> pd.DataFrame | None:
@@ -157,6 +157,7 @@ def default_comparison(
 
 def rho_figure(df: pd.DataFrame, path: Path) -> None:
     sim = df[(df.protocol == "heldout_cells") & (df.status == "ok")]
+    sim = sim[sim.setting.str.startswith("rho=")]  # the null setting has no rho axis
     panels = [
         ("foscttm", None),
         ("trace_ratio", "sinkhorn"),
@@ -279,6 +280,7 @@ def main() -> None:
             "foscttm",
             "impute_pearson_cell_delta",
             "label_transfer_accuracy",
+            "label_transfer_heldout",
         ):
             print(f"\n## headline {metric}\n")
             print(headline(df, metric))

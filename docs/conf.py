@@ -76,3 +76,14 @@ nb_merge_streams = True
 html_theme = "furo"
 html_title = f"groove_sc {release}"
 html_theme_options = {"sidebar_hide_name": False}
+
+
+def _skip_namedtuple_fields(app, what, name, obj, skip, options):
+    """Skip the field properties of NamedTuples: their docstring's Attributes section documents them."""
+    if isinstance(obj, property) and (obj.__doc__ or "").startswith("Alias for field number"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_namedtuple_fields)
