@@ -304,13 +304,13 @@ def main() -> None:
             for metric in ("foscttm_barycentric", "trace_ratio", "foscttm"):
                 print(f"\n## grid {ds} {st} {pr} {metric}\n")
                 print(grid(df, metric, dataset=ds, setting=st, protocol=pr))
-    for name, df in (
-        ("defaults_check", read("defaults_check")),
-        ("simulation", sim),
-        ("real", real),
+    for name, df, previous in (
+        ("defaults_check", read("defaults_check"), "beta 1, tau 0.1"),
+        ("simulation", sim, "alpha 1, no input dropout, 250 fixed steps"),
+        ("real", real, "alpha 1, no input dropout, 250 fixed steps"),
     ):
         if df is not None and "groove_previous_default" in set(df.learner):
-            print(f"\n# new defaults (beta 0.3, tau 0.5) vs previous (beta 1, tau 0.1): {name}\n")
+            print(f"\n# groove vs groove_previous_default (previous: {previous}): {name}\n")
             print(default_comparison(df))
     dec = read("decoder")
     if dec is not None:
