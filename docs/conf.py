@@ -79,8 +79,9 @@ html_theme_options = {"sidebar_hide_name": False}
 
 
 def _skip_namedtuple_fields(app, what, name, obj, skip, options):
-    """Skip the field properties of NamedTuples: their docstring's Attributes section documents them."""
-    if isinstance(obj, property) and (obj.__doc__ or "").startswith("Alias for field number"):
+    """Skip the fields of NamedTuples: the class docstring's Attributes section documents them."""
+    doc = getattr(obj, "__doc__", None) or ""
+    if what == "class" and doc.startswith("Alias for field number"):
         return True
     return None
 
