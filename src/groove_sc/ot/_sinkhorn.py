@@ -47,8 +47,9 @@ SCALING_RATIO = 8.0
 #: 2017): the same fixed point in fewer iterations (about a third on mean-normalised costs
 #: at epsilon 0.05). A problem whose error stops decreasing falls back to ``w = 1``.
 RELAXATION = 1.5
-#: On CPU, the last few balanced problems of a batch finish in a per-problem float64 numpy
-#: loop (a few microseconds per operation) instead of batched torch calls (tens).
+#: On CPU, the last few balanced problems of a batch (and batches of a few large blocks) finish
+#: in a per-problem numpy loop on the same kernel (a few microseconds per operation instead of
+#: the tens of a batched torch call).
 NUMPY_TAIL = 8
 
 
@@ -106,6 +107,23 @@ def _lse_step(
     return torch.where(valid, out, torch.full((), -math.inf, dtype=out.dtype, device=out.device))
 
 
+def _maxplus_start(
+    cs: torch.Tensor, loga: torch.Tensor, logb: torch.Tensor, rv: torch.Tensor, cv: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting log-potentials of a cold balanced solve, without exponentials.
+
+    The first log-domain iteration with each ``LSE`` replaced by a maximum
+    (``max <= LSE <= max + log n``), so the kernel is in range: every row and column keeps an
+    entry of at least its marginal over the block size.
+    """
+    ninf = torch.full((), -math.inf, dtype=cs.dtype, device=cs.device)
+    big = torch.full((), math.inf, dtype=cs.dtype, device=cs.device)
+    alpha = loga + torch.where(cv[:, None, :], cs, big).amin(2)
+    alpha = torch.where(rv, alpha, ninf)
+    beta = logb - (alpha[:, :, None] - cs).amax(1)
+    return alpha, torch.where(cv, beta, ninf)
+
+
 class BatchedSinkhorn:
     """Entropic OT of a padded batch of problems, as a small state machine.
 
@@ -156,10 +174,21 @@ class BatchedSinkhorn:
         return [self.eps]
 
     def _kernel(self) -> None:
-        """``K = exp(alpha_i + beta_j - C_ij / eps)`` and its contiguous transpose."""
+        """``K = exp(alpha_i + beta_j - C_ij / eps)``; its contiguous transpose on first use."""
         torch.add(self.alpha[:, :, None], self.beta[:, None, :], out=self.k)
         self.k.sub_(self.cs).exp_()
-        self.kt = self.k.transpose(1, 2).contiguous()
+        self._kt = None
+
+    @property
+    def kt(self) -> torch.Tensor:
+        """Contiguous ``K^T`` (built when the batched iterations first need it)."""
+        if self._kt is None:
+            self._kt = self.k.transpose(1, 2).contiguous()
+        return self._kt
+
+    @kt.setter
+    def kt(self, value: torch.Tensor | None) -> None:
+        self._kt = value
 
     def _rescue(self, v: torch.Tensor) -> None:
         """Exact log-domain iteration from the last finite state, then a fresh kernel."""
@@ -192,6 +221,8 @@ class BatchedSinkhorn:
                 q = q * torch.exp(torch.where(valid, -(1.0 - f) * pot, self.zero))
             else:
                 q = torch.exp(torch.where(valid, -pot, self.zero))
+        elif self.full:
+            return q  # no padding to zero
         return torch.where(valid, q, self.zero)
 
     def _errors(self, kv: torch.Tensor, u_new: torch.Tensor) -> np.ndarray:
@@ -213,11 +244,13 @@ class BatchedSinkhorn:
         Returns ``False`` when a scaling is not finite (the caller then restarts from the last
         finite state): one check per iteration instead of testing every entry.
         """
-        lu = torch.where(self.rv, self.u.log().abs(), self.zero).amax()
-        lv = torch.where(self.cv, self.v.log().abs(), self.zero).amax()
-        largest = float(torch.maximum(lu, lv))
-        if not math.isfinite(largest):
+        u, v = self.u, self.v
+        if not self.full:
+            u, v = torch.where(self.rv, u, 1.0), torch.where(self.cv, v, 1.0)
+        lo_u, hi_u, lo_v, hi_v = torch.stack([*torch.aminmax(u), *torch.aminmax(v)]).tolist()
+        if not all(map(math.isfinite, (lo_u, hi_u, lo_v, hi_v))) or min(lo_u, lo_v) <= 0:
             return False
+        largest = max(math.log(hi_u), -math.log(lo_u), math.log(hi_v), -math.log(lo_v))
         if largest > ABSORB_LOG:
             self.alpha = torch.where(self.rv, self.alpha + self.u.log(), self.ninf)
             self.beta = torch.where(self.cv, self.beta + self.v.log(), self.ninf)
@@ -230,6 +263,8 @@ class BatchedSinkhorn:
         if self.relaxation == 1.0 or bool((self.omega == 1.0).all()):
             return new
         w = self.omega
+        if self.full:
+            return old.pow(1.0 - w) * new.pow(w)
         out = torch.where(valid, old, 1.0).pow(1.0 - w) * torch.where(valid, new, 1.0).pow(w)
         return torch.where(valid, out, self.zero)
 
@@ -277,9 +312,13 @@ class BatchedSinkhorn:
             return
         rest = torch.as_tensor(np.flatnonzero(keep), device=self.k.device)
         for name in self._STATE:
+            if name == "kt" and self._kt is None:
+                continue
             setattr(self, name, getattr(self, name).index_select(0, rest))
         self.active = self.active[keep]
         self.prev_err = self.prev_err[keep]
+        if not self.full:
+            self.full = bool(self.rv.all()) and bool(self.cv.all())
 
     # ---------------------------------------------------------------- driver
     def solve(
@@ -297,14 +336,18 @@ class BatchedSinkhorn:
         self.zero = torch.zeros((), dtype=cost.dtype, device=dev)
         self.a, self.b, self._a_full = a, b, a
         self.rv, self.cv = a > 0, b > 0
+        self.full = bool(self.rv.all()) and bool(self.cv.all())  # no padded row or column
         self.loga, self.logb = a.log(), b.log()
         levels = self._schedule(cost, init is not None)
         self.cs = cost.div_(levels[0])
         self.beta = (
             torch.where(self.cv, torch.zeros_like(b), self.ninf) if init is None else init[1]
         )
-        self.alpha = _lse_step(self.cs, self.beta, self.loga, self.fa, self.rv, 2)
-        self.beta = _lse_step(self.cs, self.alpha, self.logb, self.fb, self.cv, 1)
+        if init is None and self.balanced:
+            self.alpha, self.beta = _maxplus_start(self.cs, self.loga, self.logb, self.rv, self.cv)
+        else:
+            self.alpha = _lse_step(self.cs, self.beta, self.loga, self.fa, self.rv, 2)
+            self.beta = _lse_step(self.cs, self.alpha, self.logb, self.fb, self.cv, 1)
         self.k = torch.empty_like(self.cs)
         self._kernel()
         self.u, self.v = self.rv.to(cost.dtype), self.cv.to(cost.dtype)
@@ -331,6 +374,9 @@ class BatchedSinkhorn:
             level_tol = self.tol if final else max(self.tol, 1e-2)
             it = -1
             for it in range(budget):
+                if final and it % self.check_every == 0 and self._tail_in_numpy():
+                    self._numpy_tail(total + it, budget - it, err, n_iter, done)
+                    break
                 kv = self._kv()
                 u_new = self._ratio(self.a, kv, self.fa, self.rv, self.alpha)
                 if it % self.check_every == 0 and (self.balanced or it > 0):
@@ -365,22 +411,23 @@ class BatchedSinkhorn:
     def _numpy_tail(
         self, start: int, budget: int, err: np.ndarray, n_iter: np.ndarray, done: np.ndarray
     ) -> None:
-        """Finish every active (balanced) problem in a float64 numpy loop, then retire it.
+        """Finish every active (balanced) problem in a numpy loop, then retire it.
 
-        The same iteration as the batched one (over-relaxed updates, the error check every
-        ``check_every`` iterations, absorption of large scalings, an exact log-domain step
-        after a non-finite update), one problem at a time on its valid block.
+        The same iteration as the batched one, in the batch's floating type, on the kernel
+        already built (over-relaxed updates, the error check every ``check_every``
+        iterations, absorption of large scalings, an exact float64 log-domain step after a
+        non-finite update), one problem at a time on its valid block.
         """
+        dt = self.k.numpy().dtype
         for r, j in enumerate(self.active):
             n, m = int(self.rv[r].sum()), int(self.cv[r].sum())
-            cs = self.cs[r, :n, :m].double().numpy()
+            kern = self.k[r, :n, :m].numpy()
+            cs = self.cs[r, :n, :m].numpy()
             alpha = self.alpha[r, :n].double().numpy()
             beta = self.beta[r, :m].double().numpy()
-            u, v = self.u[r, :n].double().numpy(), self.v[r, :m].double().numpy()
-            a, b = self.a[r, :n].double().numpy(), self.b[r, :m].double().numpy()
-            loga, logb = np.log(a), np.log(b)
+            u, v = self.u[r, :n].numpy(), self.v[r, :m].numpy()
+            a, b = self.a[r, :n].numpy(), self.b[r, :m].numpy()
             w = float(self.omega[r])
-            kern = np.exp(alpha[:, None] + beta[None, :] - cs)
             prev, e, stop = np.inf, np.inf, budget
             for it in range(budget):
                 kv = kern @ v
@@ -395,45 +442,50 @@ class BatchedSinkhorn:
                         break
                 with np.errstate(all="ignore"):
                     un = a / kv if w == 1.0 else u ** (1.0 - w) * (a / kv) ** w
-                    vn = b / (kern.T @ un)
+                    vn = b / (un @ kern)
                     if w != 1.0:
                         vn = v ** (1.0 - w) * vn**w
                 if not (np.isfinite(un).all() and np.isfinite(vn).all()):
-                    # exact log-domain step from the last finite state, then a fresh kernel
+                    # exact log-domain step (float64) from the last finite state, fresh kernel
                     w = 1.0
-                    beta = beta + np.log(v)
-                    alpha = loga - logsumexp(beta[None, :] - cs, axis=1)
-                    beta = logb - logsumexp(alpha[:, None] - cs, axis=0)
-                    kern = np.exp(alpha[:, None] + beta[None, :] - cs)
-                    u, v = np.ones(n), np.ones(m)
+                    c64 = cs.astype(np.float64)
+                    beta = beta + np.log(v.astype(np.float64))
+                    alpha = np.log(a.astype(np.float64)) - logsumexp(beta[None, :] - c64, axis=1)
+                    beta = np.log(b.astype(np.float64)) - logsumexp(alpha[:, None] - c64, axis=0)
+                    kern = np.exp((alpha[:, None] + beta[None, :] - c64).astype(dt))
+                    u, v = np.ones(n, dtype=dt), np.ones(m, dtype=dt)
                     continue
                 u, v = un, vn
                 if max(np.abs(np.log(u)).max(), np.abs(np.log(v)).max()) > ABSORB_LOG:
                     alpha, beta = alpha + np.log(u), beta + np.log(v)
-                    kern = np.exp(alpha[:, None] + beta[None, :] - cs)
-                    u, v = np.ones(n), np.ones(m)
-            dt = self.out_plan.dtype
-            self.out_plan[j, :n, :m] = torch.from_numpy(u[:, None] * kern * v[None, :]).to(dt)
-            self.out_alpha[j, :n] = torch.from_numpy(alpha + np.log(u)).to(dt)
-            self.out_beta[j, :m] = torch.from_numpy(beta + np.log(v)).to(dt)
+                    kern = np.exp((alpha[:, None] + beta[None, :]).astype(dt) - cs)
+                    u, v = np.ones(n, dtype=dt), np.ones(m, dtype=dt)
+            out = self.out_plan[j, :n, :m].numpy()
+            np.multiply(kern, u[:, None], out=out)
+            out *= v[None, :]
+            self.out_alpha[j, :n] = torch.from_numpy(alpha + np.log(u)).to(self.out_alpha.dtype)
+            self.out_beta[j, :m] = torch.from_numpy(beta + np.log(v)).to(self.out_beta.dtype)
             err[j] = e
             if e <= self.tol:
                 done[j] = True
                 n_iter[j] = start + stop
         keep = torch.zeros(0, dtype=torch.long)
         for name in self._STATE:
+            if name == "kt" and self._kt is None:
+                continue
             setattr(self, name, getattr(self, name).index_select(0, keep))
         self.active = self.active[:0]
         self.prev_err = self.prev_err[:0]
 
     def _finish(self, n_iter: np.ndarray, done: np.ndarray, err: np.ndarray) -> SinkhornResult:
         plan = self.out_plan
-        if not bool(torch.isfinite(plan).all()):
+        rows = plan.sum(2)
+        # the entries are non-negative, so the row sums are finite iff every entry is
+        if not bool(torch.isfinite(rows).all()):
             raise FloatingPointError(
                 "Sinkhorn produced NaN/inf in the coupling; increase `epsilon` or use "
                 "dtype='float64'."
             )
-        rows = plan.sum(2)
         a_full = self._a_full
         valid = a_full > 0
         empty = (rows <= 0) & valid
