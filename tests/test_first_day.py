@@ -111,3 +111,64 @@ def test_global_mudata_works_with_scanpy_after_latent(model, weak):
     sc.tl.umap(train)
     fig = sc.pl.umap(train, color=["modality", "perturbation"], show=False, return_fig=True)
     assert fig is not None
+
+
+def test_one_label_key_from_files_to_plots(weak, quiet_trainer):
+    """The label column named once in from_anndatas is the default of setup, tl and pl."""
+    import matplotlib.pyplot as plt
+
+    train = weak[0]
+    adatas = {}
+    for m in train.mod:
+        a = train.mod[m].copy()
+        a.obs = a.obs.rename(columns={"perturbation": "target_gene"})
+        adatas[m] = a
+    mdata = gs.data.from_anndatas(adatas, label_key="target_gene")
+    assert gs.data.recorded_label_key(mdata) == "target_gene"
+    GROOVE.setup_mudata(mdata)  # no key: the recorded one
+    model = GROOVE(mdata, n_latent=4, n_hidden=16)
+    assert model.perturbation_key == "target_gene"
+    model.train(max_epochs=2, **quiet_trainer)
+    test = md.MuData({m: weak[1].mod[m].copy() for m in weak[1].mod})
+    for m in test.mod:
+        test.mod[m].obs = test.mod[m].obs.rename(columns={"perturbation": "target_gene"})
+    gs.tl.latent(model, test)  # the model's key is recorded on the query
+    assert gs.data.recorded_label_key(test) == "target_gene"
+    gs.tl.align(test, source="rna", target="protein")
+    assert test.uns["groove_coupling"]["params"]["group_key"] == "target_gene"
+    fig = gs.pl.latent(test, show=False, return_fig=True)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("target_gene" in t for t in titles), titles
+    fig2 = gs.pl.coupling(test, show=False, return_fig=True)
+    assert "target_gene" in fig2.axes[0].get_title()
+    plt.close("all")
+    # an explicit key still wins, and a missing one is named
+    with pytest.raises(KeyError, match=r"group_key.*'perturbation'"):
+        gs.tl.align(test, source="rna", target="protein", group_key="perturbation")
+    with pytest.raises(ValueError, match="give one of them"):
+        GROOVE.setup_mudata(mdata, perturbation_key="a", label_key="b")
+
+
+def test_tl_computes_the_embedding_and_pl_only_draws_it(model, weak, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    test = weak[1].copy()
+    gs.tl.latent(model, test)
+    gs.tl.embedding(test)
+    first = {m: test.mod[m].obsm["X_groove_umap"].copy() for m in test.mod}
+    assert all(v.shape == (test.mod[m].n_obs, 2) for m, v in first.items())
+    gs.tl.embedding(test)  # same seed, same coordinates
+    for m in test.mod:
+        np.testing.assert_array_equal(test.mod[m].obsm["X_groove_umap"], first[m])
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("pl.latent recomputed the embedding")
+
+    monkeypatch.setattr("groove_sc.pl._latent.joint_embedding", no_recompute)
+    fig = gs.pl.latent(test, show=False, return_fig=True)
+    assert fig.axes[0].get_xlabel() == "UMAP1"
+    plt.close("all")
+    gs.tl.latent(model, test)  # a new latent: the stored embedding is stale and dropped
+    assert all("X_groove_umap" not in test.mod[m].obsm for m in test.mod)
+    with pytest.raises(KeyError, match=r"use_rep.*tl.latent"):
+        gs.tl.embedding(test, use_rep="X_missing")

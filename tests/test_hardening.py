@@ -345,10 +345,9 @@ def case_latent_of_a_view(ctx):
     fails(m, lambda: gs.tl.latent(ctx["trained"], view), ValueError, "view.*copy")
 
 
-def case_colliding_obs_names_warn(ctx):
+def case_colliding_obs_names_refused(ctx):
     m = make_mdata(same_names=True)
-    with pytest.warns(UserWarning, match="obs_names occur in both modalities"):
-        GROOVE.setup_mudata(m)
+    fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "obs_names occur in both.*from_anndatas")
 
 
 def case_from_anndatas_prefixes_colliding_names(ctx):

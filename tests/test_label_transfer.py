@@ -1,5 +1,6 @@
 """Cross-modal label transfer of held-out cells, logged while GROOVE trains."""
 
+import mudata as md
 import numpy as np
 import pytest
 import torch
@@ -79,7 +80,7 @@ def test_memorisation_shows_as_a_train_validation_gap(small_noisy):
 
 
 def test_label_transfer_off_and_unknown_monitor(quiet_trainer):
-    mdata = gs.datasets.simulate(n_perturbations=4, cells_per_perturbation=30, seed=0)
+    mdata = _all_cells(gs.datasets.simulate(n_perturbations=4, cells_per_perturbation=30, seed=0))
     GROOVE.setup_mudata(mdata, perturbation_key="perturbation")
     model = GROOVE(mdata)
     model.train(max_epochs=2, label_transfer_cells=0, **quiet_trainer)
@@ -91,7 +92,7 @@ def test_label_transfer_off_and_unknown_monitor(quiet_trainer):
 
 
 def test_early_stopping_on_label_transfer_maximises_it(quiet_trainer):
-    mdata = gs.datasets.simulate(n_perturbations=4, cells_per_perturbation=30, seed=0)
+    mdata = _all_cells(gs.datasets.simulate(n_perturbations=4, cells_per_perturbation=30, seed=0))
     GROOVE.setup_mudata(mdata, perturbation_key="perturbation")
     model = GROOVE(mdata)
     stops = []
@@ -111,3 +112,13 @@ def test_early_stopping_on_label_transfer_maximises_it(quiet_trainer):
         **quiet_trainer,
     )
     assert ("label_transfer_validation", "max") in stops
+
+
+def _all_cells(mdata):
+    """Train on every simulated cell: the modalities' obs_names made distinct (prefixed)."""
+    mods = {}
+    for m, adata in mdata.mod.items():
+        adata = adata.copy()
+        adata.obs_names = m + ":" + adata.obs_names
+        mods[m] = adata
+    return md.MuData(mods)

@@ -296,20 +296,24 @@ def test_setup_nan_and_no_shared_labels(data):
     _ = snap
 
 
-def test_setup_warns_on_collisions_and_one_modality_labels(data):
+def test_setup_refuses_colliding_names_and_warns_on_one_modality_labels(data):
     a = data[1].mod["rna"].copy()
     b = data[1].mod["protein"].copy()
     b.obs["perturbation"] = b.obs["perturbation"].astype(str)
     b.obs.loc[b.obs_names[:5], "perturbation"] = "only_b"
     mdata = MuData({"rna": a, "protein": b})  # same obs_names: the paired test cells
+    before = mdata.n_obs
+    with pytest.raises(ValueError, match=r"obs_names occur in both modalities.*from_anndatas"):
+        GROOVE.setup_mudata(mdata)
+    assert "_groove_labels" not in mdata.mod["rna"].obs and mdata.n_obs == before
+    fixed = gs.data.from_anndatas({"rna": a, "protein": b}, label_key="perturbation")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        GROOVE.setup_mudata(mdata)
+        GROOVE.setup_mudata(fixed)
     messages = " ".join(str(w.message) for w in caught)
-    assert "obs_names occur in both modalities" in messages
     assert "only in modality 'protein'" in messages
-    assert list(mdata.mod["rna"].obs["_groove_labels"].cat.categories) == list(
-        mdata.mod["protein"].obs["_groove_labels"].cat.categories
+    assert list(fixed.mod["rna"].obs["_groove_labels"].cat.categories) == list(
+        fixed.mod["protein"].obs["_groove_labels"].cat.categories
     )
 
 

@@ -92,3 +92,37 @@ def test_training_prints_no_lightning_notices(capfd, caplog):
     assert not noisy, noisy
     # and the user's logging configuration is restored afterwards
     assert logging.getLogger("lightning.pytorch.utilities.rank_zero").level == logging.NOTSET
+
+
+def test_readme_usage_example_runs_without_warnings(tmp_path, monkeypatch):
+    """The README's usage block, as a user pastes it (trained for 3 epochs here), is silent."""
+    import re
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Usage\s+```python\n(.*?)```", readme, re.S).group(1)
+    assert "model.train()" in block
+    code = block.replace("model.train()", "model.train(max_epochs=3, enable_progress_bar=False)")
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        exec(compile(code, "README.md", "exec"), {})
+    shown = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in rec]
+    assert not shown, "\n".join(shown)
+
+
+def test_impute_warns_when_it_averages_raw_counts():
+    m = _mdata(["p0"] * 6, ["p0"] * 6)
+    rng = np.random.default_rng(1)
+    prot = m.mod["protein"]
+    prot.X = rng.poisson(40, size=prot.shape).astype(np.float32)
+    prot.layers["log1p"] = np.log1p(prot.X / prot.X.sum(1, keepdims=True) * 1e4)
+    gs.tl.align(m, source="rna", target="protein", method="uniform")
+    with pytest.warns(UserWarning, match=r"mdata.mod\['protein'\].X looks like raw counts"):
+        gs.tl.impute(m, source="rna", target="protein")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gs.tl.impute(m, source="rna", target="protein", layer="log1p")

@@ -10,7 +10,45 @@ import anndata as ad
 import mudata as md
 import numpy as np
 
-__all__ = ["from_anndatas"]
+__all__ = ["DEFAULT_LABEL_KEY", "SETUP_UNS_KEY", "from_anndatas", "recorded_label_key"]
+
+#: ``mdata.uns`` entry where :func:`from_anndatas` and ``GROOVE.setup_mudata`` record the label
+#: column (``{"label_key": ...}``); ``tl`` and ``pl`` default to it.
+SETUP_UNS_KEY = "groove_sc"
+#: Label column assumed when nothing was recorded.
+DEFAULT_LABEL_KEY = "perturbation"
+
+
+def record_label_key(mdata: md.MuData, label_key: str) -> None:
+    """Record ``label_key`` as the MuData's label column (``mdata.uns["groove_sc"]``)."""
+    entry = dict(mdata.uns.get(SETUP_UNS_KEY, {}) or {})
+    entry["label_key"] = str(label_key)
+    mdata.uns[SETUP_UNS_KEY] = entry
+
+
+def recorded_label_key(mdata: md.MuData, group_key: str | None = None) -> str:
+    """The label column to use: an explicit one, the recorded one, or ``"perturbation"``.
+
+    ``group_key`` wins when given; otherwise the column recorded by :func:`from_anndatas` or
+    ``GROOVE.setup_mudata`` in ``mdata.uns["groove_sc"]``.
+
+    Parameters
+    ----------
+    mdata
+        The MuData.
+    group_key
+        An explicit choice (it always wins).
+
+    Returns
+    -------
+    The column name.
+    """
+    if group_key is not None:
+        return group_key
+    entry = mdata.uns.get(SETUP_UNS_KEY, None)
+    if isinstance(entry, Mapping) and entry.get("label_key"):
+        return str(entry["label_key"])
+    return DEFAULT_LABEL_KEY
 
 
 def _make_mudata(mods: Mapping[str, ad.AnnData], uns: Mapping[str, Any] | None = None) -> md.MuData:
@@ -105,4 +143,7 @@ def from_anndatas(
         )
         for name, adata in mods.items():
             adata.obs_names = np.char.add(f"{name}:", adata.obs_names.to_numpy().astype(str))
-    return _make_mudata(mods)
+    mdata = _make_mudata(mods)
+    if label_key is not None:
+        record_label_key(mdata, label_key)
+    return mdata

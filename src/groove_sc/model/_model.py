@@ -21,7 +21,7 @@ from scvi.model.base import BaseModelClass
 from scvi.train import SaveCheckpoint, TrainingPlan, TrainRunner
 
 from ..data._datamodule import GrooveDataModule, PairedStepDataset
-from ..data._mudata import _make_mudata
+from ..data._mudata import _make_mudata, record_label_key, recorded_label_key
 from ..data._split import split_disjoint
 from ..data._validate import (
     check_counts,
@@ -249,10 +249,12 @@ class GROOVE(BaseModelClass):
     def setup_mudata(
         cls,
         mdata: MuData,
-        perturbation_key: str = "perturbation",
+        perturbation_key: str | None = None,
         modalities: Sequence[str] | None = None,
         layers: str | dict[str, str | None] | None = None,
         batch_key: str | None = None,
+        *,
+        label_key: str | None = None,
         **kwargs,
     ) -> None:
         """Register a weakly paired MuData (two modalities of different cells) with GROOVE.
@@ -267,7 +269,10 @@ class GROOVE(BaseModelClass):
         mdata
             MuData with (at least) two modalities holding different cells.
         perturbation_key
-            Column of each modality's ``.obs`` with the perturbation (group) label.
+            Column of each modality's ``.obs`` with the perturbation (group) label. Default:
+            the column :func:`groove_sc.data.from_anndatas` recorded (its ``label_key``), else
+            ``"perturbation"``. It is recorded in ``mdata.uns["groove_sc"]["label_key"]``, the
+            default ``group_key`` of :mod:`groove_sc.tl` and :mod:`groove_sc.pl`.
         modalities
             The two modalities to use, in order; default: the two modalities of ``mdata``.
         layers
@@ -275,6 +280,9 @@ class GROOVE(BaseModelClass):
         batch_key
             Optional column of each modality's ``.obs`` with a batch covariate that encoders
             and decoders are conditioned on.
+        label_key
+            Same as ``perturbation_key`` (the name :func:`~groove_sc.data.from_anndatas` uses);
+            give one of the two.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
 
@@ -283,10 +291,17 @@ class GROOVE(BaseModelClass):
         KeyError
             A modality, layer or column that does not exist.
         ValueError
-            A view, not two modalities, missing labels, NaN/inf values, or no label shared by
-            the two modalities.
+            A view, not two modalities, missing labels, NaN/inf values, no label shared by
+            the two modalities, or ``obs_names`` shared by the two modalities (MuData would
+            merge those cells).
         """
         check_mudata(mdata)
+        if label_key is not None and perturbation_key is not None and label_key != perturbation_key:
+            raise ValueError(
+                f"`label_key`={label_key!r} and `perturbation_key`={perturbation_key!r} name "
+                "the same column; give one of them."
+            )
+        perturbation_key = recorded_label_key(mdata, label_key or perturbation_key)
         modalities = resolve_modalities(mdata, modalities)
         layers = resolve_layers(modalities, layers)
         label_cols = {
@@ -323,12 +338,15 @@ class GROOVE(BaseModelClass):
         names = [mdata.mod[m].obs_names for m in modalities]
         overlap = names[0].intersection(names[1])
         if len(overlap) and source_registry is None:
-            warnings.warn(
-                f"{len(overlap)} obs_names occur in both modalities (e.g. {list(overlap[:3])}); "
-                "MuData treats them as the same cell. For weakly paired data prefix them "
-                "(groove_sc.data.from_anndatas does).",
-                UserWarning,
-                stacklevel=2,
+            raise ValueError(
+                f"{len(overlap)} obs_names occur in both modalities {modalities} (e.g. "
+                f"{list(overlap[:3])}). MuData treats cells with the same name as one cell, so "
+                "mdata.obs, mdata.obsm and mdata.n_obs cannot hold both modalities' cells. "
+                "Build the MuData with groove_sc.data.from_anndatas({name: adata, ...}), which "
+                "prefixes the names with the modality, or rename them first, e.g. "
+                f"mdata.mod[{modalities[1]!r}].obs_names = '{modalities[1]}:' + "
+                f"mdata.mod[{modalities[1]!r}].obs_names; mdata.update(). (Jointly measured "
+                "data: split it with groove_sc.data.split_weakly_paired.)"
             )
         # registration writes obs columns and uns keys: undo them if it fails part-way
         saved = {m: (mdata.mod[m].obs.copy(), set(mdata.mod[m].uns)) for m in mdata.mod}
@@ -379,6 +397,7 @@ class GROOVE(BaseModelClass):
                 kwargs.setdefault("extend_categories", True)  # unseen labels are fine at inference
             adata_manager.register_fields(mdata, **kwargs)
             cls.register_manager(adata_manager)
+            record_label_key(mdata, perturbation_key)
         except BaseException:
             for m, (obs, uns_keys) in saved.items():
                 mdata.mod[m].obs = obs
@@ -428,13 +447,16 @@ class GROOVE(BaseModelClass):
         if mdata is not None:
             check_mudata(mdata)
         adata = kwargs.pop("adata", None)
-        return super().load(
-            str(dir_path),
-            adata=mdata if mdata is not None else adata,
-            accelerator=accelerator,
-            device=device,
-            **kwargs,
-        )
+        with warnings.catch_warnings():
+            # scvi-tools' loader calls MuData.mod_names, deprecated by mudata: not the user's
+            warnings.filterwarnings("ignore", message=r".*mod_names is deprecated.*")
+            return super().load(
+                str(dir_path),
+                adata=mdata if mdata is not None else adata,
+                accelerator=accelerator,
+                device=device,
+                **kwargs,
+            )
 
     # ------------------------------------------------------------------ training
     def _labels(self, m: str) -> np.ndarray:

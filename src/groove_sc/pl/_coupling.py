@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..data._mudata import recorded_label_key
 from ..tl import get_coupling
 from ._utils import categories_of, check_modality, finish, new_axes
 
@@ -22,7 +23,7 @@ def coupling(
     key: str = "groove_coupling",
     source: str | None = None,
     target: str | None = None,
-    group_key: str = "perturbation",
+    group_key: str | None = None,
     label: str | None = None,
     normalize: Literal["row", "total"] | None = "row",
     order_key: str | None = "pair_id",
@@ -60,7 +61,9 @@ def coupling(
         Modalities of the rows and columns; default: those recorded in
         ``mdata.uns[key]["params"]``. Swapping them transposes the coupling.
     group_key
-        Label column in both modalities' ``.obs``.
+        Label column in both modalities' ``.obs``; default: the one the coupling was computed
+        with (``mdata.uns[key]["params"]``), else the recorded one
+        (:func:`groove_sc.data.recorded_label_key`).
     label
         Draw the cell-level block of this label instead of the label x label matrix.
     normalize
@@ -117,6 +120,7 @@ def coupling(
         raise ValueError(
             f"`source` and `target` are needed: mdata.uns[{key!r}] does not record them."
         )
+    group_key = recorded_label_key(mdata, group_key or params.get("group_key"))
     check_modality(mdata, source, "source")
     check_modality(mdata, target, "target")
     if normalize not in ("row", "total", None):

@@ -14,10 +14,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..data._mudata import recorded_label_key
+from ..tl._embedding import embedding_key, joint_embedding, resolve_embedded
 from ._utils import (
     NA_COLOR,
     categories_of,
-    check_modality,
     finish,
     legend_columns,
     new_axes,
@@ -32,7 +33,7 @@ def latent(
     *,
     use_rep: str = "X_groove",
     color: str | Sequence[str] | None = None,
-    group_key: str = "perturbation",
+    group_key: str | None = None,
     groups: Sequence[str] | None = None,
     modalities: Sequence[str] | None = None,
     basis: str = "umap",
@@ -80,16 +81,17 @@ def latent(
         Default: ``("modality", group_key)``.
     group_key
         Label column (in each modality's ``.obs``); used by the default ``color`` and by
-        ``groups``.
+        ``groups``. Default: the recorded one (:func:`groove_sc.data.recorded_label_key`).
     groups
         Highlight these labels of ``group_key`` in its panel; the other cells are grey and
         left out of the legend.
     modalities
         Modalities to draw; default every modality that holds ``use_rep``.
     basis
-        ``"umap"`` (computed on ``use_rep``), ``"pca"`` (first two principal components of
-        ``use_rep``) or the key of an existing 2-D embedding in every modality's ``.obsm``
-        (for instance one stored before with ``key_added``; nothing is recomputed).
+        ``"umap"`` or ``"pca"`` of ``use_rep``: the embedding :func:`groove_sc.tl.embedding`
+        stored (``.obsm[use_rep + "_umap"]``; nothing is recomputed), else computed here for
+        this plot only (compute it once with :func:`groove_sc.tl.embedding` to draw it
+        again cheaply); or the key of any 2-D embedding in every modality's ``.obsm``.
     n_neighbors
         Neighbours of the UMAP graph (lowered to the number of cells minus one if needed).
     random_state
@@ -140,7 +142,8 @@ def latent(
     >>> gs.pl.latent(test, key_added="X_groove_umap", show=False)  # store the UMAP
     >>> gs.pl.latent(test, basis="X_groove_umap", color="perturbation", groups=["P01", "P02"])
     """
-    mods = _resolve_modalities(mdata, use_rep, modalities)
+    mods = resolve_embedded(mdata, use_rep, modalities)
+    group_key = recorded_label_key(mdata, group_key)
     if color is None:
         color = ("modality", group_key)
     keys = [color] if isinstance(color, str) else list(color)
@@ -233,29 +236,6 @@ def _warn_training_cells(mdata: Any, mods: list[str], use_rep: str) -> None:
         )
 
 
-def _resolve_modalities(mdata: Any, use_rep: str, modalities: Sequence[str] | None) -> list[str]:
-    if not hasattr(mdata, "mod"):
-        raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")
-    if modalities is None:
-        mods = [m for m in mdata.mod if use_rep in mdata.mod[m].obsm]
-        if not mods:
-            raise KeyError(
-                f"`use_rep`={use_rep!r} is in no modality's .obsm (modalities: "
-                f"{list(mdata.mod)}); compute it first, e.g. groove_sc.tl.latent(model, mdata)."
-            )
-        return mods
-    mods = [modalities] if isinstance(modalities, str) else list(modalities)
-    for m in mods:
-        check_modality(mdata, m, "modalities")
-        if use_rep not in mdata.mod[m].obsm:
-            raise KeyError(
-                f"`use_rep`={use_rep!r} is not in mdata.mod[{m!r}].obsm (available: "
-                f"{list(mdata.mod[m].obsm.keys())}); compute it first, e.g. "
-                "groove_sc.tl.latent(model, mdata)."
-            )
-    return mods
-
-
 def _stacked_obs(mdata: Any, mods: list[str]) -> pd.DataFrame:
     frames = []
     for m in mods:
@@ -329,44 +309,33 @@ def _embedding(
     n_neighbors: int,
     random_state: int,
 ) -> tuple[np.ndarray, tuple[str, str]]:
-    if basis not in ("umap", "pca"):
-        missing = [m for m in mods if basis not in mdata.mod[m].obsm]
-        if missing:
-            raise KeyError(
-                f"`basis`={basis!r} is neither 'umap', 'pca' nor a key of .obsm in modalities "
-                f"{missing}."
-            )
-        coords = np.vstack([np.asarray(mdata.mod[m].obsm[basis])[:, :2] for m in mods])
-        name = basis[2:] if basis.startswith("X_") else basis
-        return coords.astype(float), (f"{name}1", f"{name}2")
-    x = np.vstack([np.asarray(mdata.mod[m].obsm[use_rep], dtype=np.float32) for m in mods])
-    if not np.isfinite(x).all():
-        raise ValueError(
-            f"`use_rep`={use_rep!r} contains NaN or inf values; recompute it with "
-            "groove_sc.tl.latent."
-        )
-    n = x.shape[0]
-    if n < 3:
-        raise ValueError(f"An embedding needs at least 3 cells, got {n}.")
-    if basis == "pca":
-        centred = x.astype(np.float64) - x.mean(0)
-        u, s, _ = np.linalg.svd(centred, full_matrices=False)
-        var = s**2 / max((s**2).sum(), 1e-300)
-        coords = u[:, :2] * s[:2]
-        if coords.shape[1] < 2:
-            coords = np.column_stack([coords, np.zeros(n)])
-        pct = [100 * v for v in var[:2]] + [0.0]
-        return coords, (f"PC1 ({pct[0]:.0f}%)", f"PC2 ({pct[1]:.0f}%)")
-    import anndata as ad
-    import scanpy as sc
+    """The 2-D coordinates to draw and their axis labels.
 
-    tmp = ad.AnnData(np.zeros((n, 0), dtype=np.float32))
-    tmp.obsm["rep"] = x
-    sc.pp.neighbors(
-        tmp, n_neighbors=max(2, min(n_neighbors, n - 1)), use_rep="rep", random_state=random_state
+    A stored basis, the embedding :func:`groove_sc.tl.embedding` stored, or one computed here
+    (not stored).
+    """
+    stored = basis
+    if basis in ("umap", "pca"):
+        stored = embedding_key(use_rep, basis)
+        if not all(stored in mdata.mod[m].obsm for m in mods):
+            x = np.vstack([np.asarray(mdata.mod[m].obsm[use_rep], dtype=np.float32) for m in mods])
+            return joint_embedding(
+                x, method=basis, n_neighbors=n_neighbors, random_state=random_state
+            )
+    missing = [m for m in mods if stored not in mdata.mod[m].obsm]
+    if missing:
+        raise KeyError(
+            f"`basis`={basis!r} is neither 'umap', 'pca' nor a key of .obsm in modalities "
+            f"{missing}."
+        )
+    coords = np.vstack([np.asarray(mdata.mod[m].obsm[stored])[:, :2] for m in mods])
+    axes = (
+        mdata.uns.get(stored, {}).get("axes") if isinstance(mdata.uns.get(stored), dict) else None
     )
-    sc.tl.umap(tmp, random_state=random_state)
-    return np.asarray(tmp.obsm["X_umap"], dtype=float), ("UMAP1", "UMAP2")
+    if axes is None or len(axes) != 2:
+        name = stored[2:] if stored.startswith("X_") else stored
+        axes = (f"{name}1", f"{name}2")
+    return coords.astype(float), (str(axes[0]), str(axes[1]))
 
 
 # --------------------------------------------------------------------------------------------

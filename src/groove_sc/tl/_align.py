@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from mudata import MuData
 
+from ..data._mudata import recorded_label_key
 from ..ot import (
     METHODS,
     LabelBlock,
@@ -66,7 +67,7 @@ def align(
     candidates: Sequence[dict[str, Any]] | None = None,
     replicates: Sequence[str] | None = None,
     labeled: bool = True,
-    group_key: str = "perturbation",
+    group_key: str | None = None,
     use_rep: str = "X_groove",
     epsilon: float | None = None,
     reg_m: float | None = None,
@@ -149,7 +150,10 @@ def align(
         Restrict the coupling to same-label pairs. ``False`` solves one global problem and
         stores a dense ``n x m`` block (mind the memory).
     group_key
-        Label column in ``mdata.mod[source].obs`` and ``mdata.mod[target].obs``.
+        Label column in ``mdata.mod[source].obs`` and ``mdata.mod[target].obs``. Default:
+        the one recorded by ``GROOVE.setup_mudata`` / :func:`groove_sc.data.from_anndatas` /
+        :func:`groove_sc.tl.latent` (:func:`groove_sc.data.recorded_label_key`), else
+        ``"perturbation"``.
     use_rep
         A key of ``.obsm`` in both modalities (default the GROOVE latent ``"X_groove"``),
         ``"X"`` (the features, densified; for GW/COOT) or ``"X_pca"``: ``.obsm["X_pca"]``
@@ -237,6 +241,8 @@ def align(
     >>> gs.tl.align(mdata, source="rna", target="protein", method="sinkhorn")
     >>> T = gs.tl.get_coupling(mdata, "groove_coupling", source="rna", target="protein")
     """
+    if group_key is None:
+        group_key = recorded_label_key(mdata) if isinstance(mdata, MuData) else "perturbation"
     args = {k: v for k, v in locals().items() if k != "mdata"}
     if method == "auto":
         return _align_auto(mdata, args)

@@ -44,10 +44,10 @@ def union_positions(mdata: MuData, mod: str) -> np.ndarray:
 def obs_labels(adata: Any, key: str) -> np.ndarray:
     """The ``.obs[key]`` labels as strings (object array), ``None`` where missing."""
     col = adata.obs[key]
-    out = col.astype(object).to_numpy()
     missing = pd.isna(col).to_numpy()
-    out = np.where(missing, None, out)
-    return np.asarray([None if v is None else str(v) for v in out], dtype=object)
+    out = col.astype(str).to_numpy().astype(object)
+    out[missing] = None
+    return out
 
 
 def obs_strings(adata: Any, key: str, arg: str, mod: str) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from ..data._validate import looks_like_counts
 from ._coupling import get_coupling
 
 __all__ = ["impute"]
@@ -130,6 +131,16 @@ def impute(
         raise ValueError(f"mdata.mod[{target!r}] has no `.X` to impute; pass `layer`.")
     if isinstance(values, pd.DataFrame):
         values = values.to_numpy()
+    if looks_like_counts(values):
+        where = f"layers[{layer!r}]" if layer is not None else "X"
+        warnings.warn(
+            f"mdata.mod[{target!r}].{where} looks like raw counts: averaging counts across "
+            "cells of different sequencing depth mixes depth into the imputed profiles. "
+            "Impute a normalised layer instead (e.g. sc.pp.normalize_total + sc.pp.log1p into "
+            "a layer, then `layer=`).",
+            UserWarning,
+            stacklevel=2,
+        )
     proj, mass = barycentric_projection(t, values)
     n_empty = int((mass <= 0).sum())
     if n_empty:

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from ..data._mudata import record_label_key
 from ..data._validate import check_mudata
+from ._embedding import embedding_key
 
 #: Suffix of the ``.obs`` column flagging the cells the model trained on.
 TRAINING_SUFFIX = "_training"
@@ -33,7 +35,9 @@ def latent(
     no modality of the model are NaN; a cell observed in both modalities, as in paired test
     data, takes the first modality's latent, the per-modality latents being in ``.mod``),
     with ``mdata.obs["modality"]`` (the modality of each row's latent) and the model's
-    label column in ``mdata.obs`` (when absent), so that scanpy works on the global object:
+    label column in ``mdata.obs`` (when absent; the column is also recorded in
+    ``mdata.uns["groove_sc"]["label_key"]``, the default ``group_key`` of ``tl`` and ``pl``),
+    so that scanpy works on the global object:
     ``sc.pp.neighbors(mdata, use_rep="X_groove"); sc.tl.umap(mdata);
     sc.pl.umap(mdata, color=["modality", "perturbation"])``.
 
@@ -76,6 +80,8 @@ def latent(
     key = getattr(model, "perturbation_key", None)
     for m, z in latents.items():
         mdata.mod[m].obsm[key_added] = z
+        for method in ("umap", "pca"):  # an embedding of the previous latent is stale now
+            mdata.mod[m].obsm.pop(embedding_key(key_added, method), None)
         rows = np.asarray(mdata.obsmap[m]).ravel()
         if len(rows) != mdata.n_obs:
             raise ValueError("`mdata` is out of sync with its modalities; call mdata.update().")
@@ -87,8 +93,12 @@ def latent(
         if key is not None and key in mdata.mod[m].obs:
             labels[take] = mdata.mod[m].obs[key].astype(object).to_numpy()[rows[take] - 1]
     mdata.obsm[key_added] = union
+    for method in ("umap", "pca"):
+        mdata.uns.pop(embedding_key(key_added, method), None)
     _write_union_obs(mdata, source, labels, key)
     _record_training_cells(model, mdata, key_added, list(latents))
+    if key is not None and all(key in mdata.mod[m].obs for m in latents):
+        record_label_key(mdata, key)  # the default group_key of tl and pl from now on
     return mdata if copy else None
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from ..data._mudata import recorded_label_key
 from ..ot import LabelBlock, make_solver, solver_class, subsample_blocks, torch_threads
 from ..ot import label_blocks as _shared_label_blocks
 from ._agreement import AgreementTest, agreement_ratio, agreement_test, imputation_gain
@@ -386,7 +387,7 @@ def within_label_signal(
     *,
     source: str,
     target: str,
-    group_key: str = "perturbation",
+    group_key: str | None = None,
     use_rep: str = "X_groove",
     replicates: Sequence[str] | None = None,
     max_cells_per_label: int | None = MAX_CELLS_PER_LABEL,
@@ -427,7 +428,8 @@ def within_label_signal(
     source, target
         The two modalities.
     group_key
-        Label column in both modalities' ``.obs``.
+        Label column in both modalities' ``.obs``; default: the recorded one
+        (:func:`groove_sc.data.recorded_label_key`).
     use_rep
         Base key of the representation whose replicates are read from
         ``mdata.uns["groove_replicates"][use_rep]`` (when ``replicates`` is ``None``).
@@ -450,6 +452,7 @@ def within_label_signal(
     -------
     :class:`WithinLabelSignal`.
     """
+    group_key = recorded_label_key(mdata, group_key)
     problem = _problem(
         mdata, source, target, group_key, replicates, use_rep, max_cells_per_label, seed
     )
@@ -466,7 +469,7 @@ def select_coupling(
     source: str,
     target: str,
     objective: Literal["matching", "imputation"],
-    group_key: str = "perturbation",
+    group_key: str | None = None,
     use_rep: str = "X_groove",
     replicates: Sequence[str] | None = None,
     candidates: Sequence[Mapping[str, Any]] | None = None,
@@ -525,6 +528,7 @@ def select_coupling(
             raise ValueError(f"every candidate needs a 'method', got {c!r}.")
     if not any(c["method"] == "uniform" for c in candidates):
         candidates.insert(0, {"method": "uniform"})
+    group_key = recorded_label_key(mdata, group_key)
     problem = _problem(
         mdata, source, target, group_key, replicates, use_rep, max_cells_per_label, seed
     )
