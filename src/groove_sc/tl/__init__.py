@@ -1,10 +1,13 @@
-"""Tools: latents to ``.obsm``, aligners, imputation and metrics (scanpy ``tl`` conventions).
+"""Tools: latents to ``.obsm``, aligners, imputation, metrics and perturbation effects.
+
+They follow the scanpy ``tl`` conventions.
 
 The aligners are the MuData front end of the array-level OT engine :mod:`groove_sc.ot`.
 """
 
 from ._align import align
 from ._coupling import get_coupling
+from ._effects import perturbation_effects
 from ._impute import impute
 from ._latent import latent, replicate_latents
 from ._metrics import foscttm, imputation_metrics, label_transfer_accuracy, matching_metrics
@@ -28,6 +31,7 @@ __all__ = [
     "label_transfer_accuracy",
     "latent",
     "matching_metrics",
+    "perturbation_effects",
     "replicate_latents",
     "select_coupling",
     "within_label_signal",
