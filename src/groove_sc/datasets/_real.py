@@ -7,6 +7,7 @@ environment variable ``GROOVE_SC_DATA``, or from ``../shared/data/`` next to the
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -53,6 +54,19 @@ def _find_file(filename: str, path: str | os.PathLike[str] | None) -> Path:
     )
 
 
+def _read_h5mu(path: Path) -> md.MuData:
+    """Read a bundled ``.h5mu`` without mudata's notices about its own options.
+
+    The future default ``pull_on_update=False`` is used locally (no FutureWarning, global
+    options untouched), and the notice that genes and their proteins share ``var_names`` (by
+    design in CITE-seq) is not shown.
+    """
+    with md.set_options(pull_on_update=False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*var_names are intersecting.*")
+        warnings.filterwarnings("ignore", message=".*var_names are not unique.*")
+        return md.read_h5mu(path)
+
+
 def snareseq(path: str | os.PathLike[str] | None = None) -> md.MuData:
     """Load the SNARE-seq cell-line mixture (Chen, Lake & Zhang 2019; SCOT preprocessing).
 
@@ -77,7 +91,7 @@ def snareseq(path: str | os.PathLike[str] | None = None) -> md.MuData:
     FileNotFoundError
         If the file is not found; the message lists the paths tried.
     """
-    return md.read_h5mu(_find_file(SNARESEQ_FILE, path))
+    return _read_h5mu(_find_file(SNARESEQ_FILE, path))
 
 
 def citeseq_pbmc(path: str | os.PathLike[str] | None = None) -> md.MuData:
@@ -104,7 +118,7 @@ def citeseq_pbmc(path: str | os.PathLike[str] | None = None) -> md.MuData:
     FileNotFoundError
         If the file is not found; the message lists the paths tried.
     """
-    return md.read_h5mu(_find_file(CITESEQ_FILE, path))
+    return _read_h5mu(_find_file(CITESEQ_FILE, path))
 
 
 def papalexi_thp1(

@@ -8,6 +8,7 @@ The aligners are the MuData front end of the array-level OT engine :mod:`groove_
 from ._align import align
 from ._coupling import get_coupling
 from ._effects import perturbation_effects
+from ._embedding import embedding
 from ._impute import impute
 from ._latent import latent, replicate_latents
 from ._metrics import foscttm, imputation_metrics, label_transfer_accuracy, matching_metrics
@@ -24,6 +25,7 @@ __all__ = [
     "Selection",
     "WithinLabelSignal",
     "align",
+    "embedding",
     "foscttm",
     "get_coupling",
     "imputation_metrics",
