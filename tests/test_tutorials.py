@@ -60,3 +60,26 @@ def test_tutorial_runs(path, monkeypatch):
         if out.get("output_type") == "error"
     ]
     assert not errors
+    # no warning from a library: what reaches the reader is about their data (raised by
+    # groove_sc at the notebook's own line, e.g. labels measured in one modality only)
+    stderr = "".join(
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("name") == "stderr"
+    )
+    library = [ln for ln in stderr.splitlines() if "site-packages" in ln and "Warning" in ln]
+    assert not library, "\n".join(library)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tutorial_needs_no_warning_filters(path):
+    """Silencing is the package's job: no notebook filters warnings or loggers globally."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            assert not line.startswith(("warnings.filterwarnings", "warnings.simplefilter")), line
+            assert ".setLevel(" not in line and not line.startswith("md.set_options"), line

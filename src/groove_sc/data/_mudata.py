@@ -55,9 +55,13 @@ def _make_mudata(mods: Mapping[str, ad.AnnData], uns: Mapping[str, Any] | None =
     """Construct a MuData without pulling modality columns into the global ``obs``/``var``.
 
     Uses the future mudata default (``pull_on_update=False``) locally, so no FutureWarning is
-    emitted and the global mudata options are left untouched.
+    emitted and the global mudata options are left untouched; mudata's notice that feature
+    names repeat across modalities (genes and their proteins) is not shown.
     """
-    with md.set_options(pull_on_update=False):
+    with md.set_options(pull_on_update=False), warnings.catch_warnings():
+        # features may share names across modalities (genes and their proteins): harmless here
+        warnings.filterwarnings("ignore", message=".*var_names are not unique.*")
+        warnings.filterwarnings("ignore", message=".*var_names are intersecting.*")
         mdata = md.MuData(dict(mods))
     if uns:
         mdata.uns.update(dict(uns))
