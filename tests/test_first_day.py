@@ -172,3 +172,18 @@ def test_tl_computes_the_embedding_and_pl_only_draws_it(model, weak, monkeypatch
     assert all("X_groove_umap" not in test.mod[m].obsm for m in test.mod)
     with pytest.raises(KeyError, match=r"use_rep.*tl.latent"):
         gs.tl.embedding(test, use_rep="X_missing")
+
+
+def test_pl_imputation_on_weakly_paired_data_compares_label_means(weak):
+    import matplotlib.pyplot as plt
+
+    train = weak[0].copy()
+    for m in train.mod:
+        train.mod[m].obsm["X_groove"] = train.mod[m].X[:, :3].copy()
+    gs.tl.align(train, source="rna", target="protein", method="uniform")
+    gs.tl.impute(train, source="rna", target="protein")
+    axes = gs.pl.imputation(train, source="rna", target="protein", n_features=2, show=False)
+    assert axes[0].get_xlabel() == "observed mean per perturbation (protein)"
+    # under the uniform coupling each label's imputed mean is its observed mean: r = 1
+    assert axes[0].get_title().endswith("r = 1.00")
+    plt.close("all")

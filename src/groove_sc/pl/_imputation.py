@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..data._mudata import recorded_label_key
 from ._utils import check_modality, finish, new_axes
 
 __all__ = ["imputation"]
@@ -27,6 +28,7 @@ def imputation(
     n_features: int = 6,
     observed: Any = None,
     layer: str | None = None,
+    group_key: str | None = None,
     size: float | None = None,
     color: str = "#1f77b4",
     ncols: int = 3,
@@ -71,6 +73,12 @@ def imputation(
         :func:`groove_sc.data.split_weakly_paired`).
     layer
         Layer of the observed AnnData to compare with; default ``.X``.
+    group_key
+        Label column used when ``mdata`` is weakly paired (no cell in both modalities and no
+        ``observed``): each point is then a label, at the mean observed value of its target
+        cells and the mean imputed value of its source cells (a truth-free check that the
+        imputation keeps the labels' profiles). Default: the recorded label column
+        (:func:`groove_sc.data.recorded_label_key`).
     size
         Marker size; default ``3000 / n_cells`` clipped to ``[2, 20]``.
     color
@@ -105,6 +113,11 @@ def imputation(
     pred = _predicted(mdata, source, target, key, predicted)
     o_mat, o_rows, o_cols = _observed(mdata, target, observed, layer)
     cells = pred.index.intersection(o_rows, sort=False)
+    per_label = len(cells) == 0 and observed is None
+    if per_label:  # weakly paired data: no cell is in both modalities, compare label means
+        key_ = recorded_label_key(mdata, group_key)
+        pred, o_mat, o_rows = _label_means(mdata, source, target, key_, pred, o_mat, o_rows)
+        cells = pred.index.intersection(o_rows, sort=False)
     if len(cells) == 0:
         raise ValueError(
             "The predicted and `observed` values share no cell name: pass `observed=` with the "
@@ -146,10 +159,43 @@ def imputation(
             pad = 0.05 * (hi - lo) if hi > lo else 0.5
             a.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="0.5", lw=0.8, zorder=0)
         a.set_title(f"{feat}\nr = {r:.2f}" if np.isfinite(r) else f"{feat}\nr = n/a")
-        a.set_xlabel(f"observed ({target})")
-        a.set_ylabel("imputed")
+        if per_label:
+            a.set_xlabel(f"observed mean per {key_} ({target})")
+            a.set_ylabel(f"imputed mean per {key_}")
+        else:
+            a.set_xlabel(f"observed ({target})")
+            a.set_ylabel("imputed")
     out = axes[0] if len(axes) == 1 else axes
     return finish(fig, out, ax_given=ax_given, show=show, return_fig=return_fig, save=save)
+
+
+def _label_means(
+    mdata: Any,
+    source: str,
+    target: str,
+    group_key: str,
+    pred: pd.DataFrame,
+    o_mat: Any,
+    o_rows: pd.Index,
+) -> tuple[pd.DataFrame, np.ndarray, pd.Index]:
+    """Mean imputed profile per label of the source cells and mean observed per label."""
+    for arg, m in (("source", source), ("target", target)):
+        if group_key not in mdata.mod[m].obs:
+            raise KeyError(
+                f"The {arg} and target cells share no name (weakly paired data), so labels are "
+                f"compared: `group_key`={group_key!r} is not a column of mdata.mod[{m!r}].obs."
+            )
+    src_lab = mdata.mod[source].obs[group_key].astype(str)
+    pred_means = pred.groupby(src_lab.reindex(pred.index).to_numpy()).mean()
+    tgt_lab = mdata.mod[target].obs[group_key].astype(str).reindex(o_rows).to_numpy()
+    labels, codes = np.unique(tgt_lab, return_inverse=True)
+    onehot = sp.csr_matrix(
+        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(labels), len(codes))
+    )
+    sums = onehot @ o_mat
+    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+    counts = np.asarray(onehot.sum(1)).ravel()
+    return pred_means, sums / counts[:, None], pd.Index(labels)
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
