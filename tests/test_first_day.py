@@ -111,6 +111,9 @@ def test_global_mudata_works_with_scanpy_after_latent(model, weak):
     sc.tl.umap(train)
     fig = sc.pl.umap(train, color=["modality", "perturbation"], show=False, return_fig=True)
     assert fig is not None
+    # clustering works too (igraph and leidenalg come with the test and jupyter extras)
+    sc.tl.leiden(train, resolution=0.5, flavor="igraph", n_iterations=2, random_state=0)
+    assert train.obs["leiden"].nunique() >= 2
 
 
 def test_one_label_key_from_files_to_plots(weak, quiet_trainer):
