@@ -139,6 +139,8 @@ def test_one_label_key_from_files_to_plots(weak, quiet_trainer):
     assert gs.data.recorded_label_key(test) == "target_gene"
     gs.tl.align(test, source="rna", target="protein")
     assert test.uns["groove_coupling"]["params"]["group_key"] == "target_gene"
+    scores = gs.tl.matching_metrics(test, source="rna", target="protein")
+    assert np.isfinite(scores["trace_ratio"])  # the uniform reference uses target_gene
     fig = gs.pl.latent(test, show=False, return_fig=True)
     titles = [ax.get_title() for ax in fig.axes]
     assert any("target_gene" in t for t in titles), titles

@@ -86,7 +86,7 @@ def test_random_coupling_scores_like_chance():
     rng = np.random.default_rng(3)
     t = rng.random((300, 300))
     store(mdata, t / t.sum())
-    res = matching_metrics(mdata, source="rna", target="prot", group_key=None)
+    res = matching_metrics(mdata, source="rna", target="prot", group_key=False)
     assert res["foscttm_barycentric"] == pytest.approx(0.5, abs=0.06)
     assert res["trace"] == pytest.approx(1 / 300, rel=0.3)
     assert np.isnan(res["trace_ratio"])

@@ -342,7 +342,7 @@ def _space_reads(test: MuData, coupling_key: str, s: str, t: str, space: str) ->
         test.mod[m].obsm[key] = eval_matrix(test.mod[m].X, space)
     try:
         mm = matching_metrics(
-            test, coupling_key=coupling_key, source=s, target=t, group_key=None, use_rep=key
+            test, coupling_key=coupling_key, source=s, target=t, group_key=False, use_rep=key
         )
         coupling = get_coupling(test, coupling_key, source=s, target=t)
         with np.errstate(all="ignore"):

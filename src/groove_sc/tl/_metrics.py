@@ -8,7 +8,7 @@ plain arrays (``foscttm``, ``label_transfer_accuracy``, ``imputation_metrics``);
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from mudata import MuData
 from scipy.spatial import cKDTree
 
+from ..data._mudata import recorded_label_key
 from ._cells import obs_strings, partners
 from ._coupling import get_coupling
 from ._impute import barycentric_projection
@@ -231,7 +232,7 @@ def matching_metrics(
     source: str,
     target: str,
     truth_key: str = "pair_id",
-    group_key: str | None = "perturbation",
+    group_key: str | Literal[False] | None = None,
     use_rep: str | None = "X_groove",
     label_key: str | None = None,
 ) -> dict[str, float]:
@@ -288,7 +289,9 @@ def matching_metrics(
         Column of both modalities' ``.obs`` holding the pair identifier (unique per modality;
         NaN for cells without a partner).
     group_key
-        Label column for the uniform reference (``None`` to skip).
+        Label column for the uniform reference; default: the recorded one
+        (:func:`groove_sc.data.recorded_label_key`), skipped when that column is absent;
+        ``False`` skips it.
     use_rep
         Representation for the FOSCTTMs: an ``.obsm`` key or ``"X"``.
     label_key
@@ -300,6 +303,12 @@ def matching_metrics(
     """
     t = get_coupling(mdata, coupling_key, source=source, target=target)
     src, tgt = mdata.mod[source], mdata.mod[target]
+    if group_key is False:
+        group_key = None
+    elif group_key is None:
+        group_key = recorded_label_key(mdata)
+        if group_key not in src.obs or group_key not in tgt.obs:
+            group_key = None
     ids_s = obs_strings(src, truth_key, "truth_key", source)
     ids_t = obs_strings(tgt, truth_key, "truth_key", target)
     partner = partners(ids_s, ids_t, truth_key, target)
