@@ -4,7 +4,9 @@
   the tidy results table; :func:`cli_main` is ``groove-sc benchmark --config FILE --out DIR``.
 - Learners behind one interface (:class:`Learner`: ``fit(train, label_key, seed)``,
   ``transform(mdata) -> {modality: array}``), built by :func:`make_learner` from the kinds in
-  :data:`LEARNERS`.
+  :data:`LEARNERS`. ``diagvi`` is scvi-tools' :class:`scvi.external.DIAGVI` (extra
+  ``groove-sc[diagvi]``), its guidance graph from :func:`feature_links`; a learner that does not
+  apply to a dataset raises :class:`LearnerNotApplicable` (``not_applicable`` rows).
 - Statistics on the table: :func:`summarize` (mean and standard error over seeds),
   :func:`wilcoxon_vs_best` (paired test of GROOVE against the best other learner),
   :func:`headline_table`, :func:`rank_learners` and :func:`rank_aligners`.
@@ -14,11 +16,19 @@
 
 from ._cli import cli_main, write_report
 from ._data import heldout_label_folds, iter_splits, load_dataset, split_heldout_labels
+from ._diagvi import (
+    DIAGVI_INSTALL,
+    DiagviLearner,
+    DiagviUnavailableError,
+    diagvi_unavailable_reason,
+    feature_links,
+)
 from ._learners import (
     LEARNERS,
     AdversarialVAELearner,
     GrooveLearner,
     Learner,
+    LearnerNotApplicable,
     PCALearner,
     PropensityScoreLearner,
     make_learner,
@@ -53,6 +63,7 @@ from ._tune import plot_landscape, tune
 __all__ = [
     "COUPLING_METRICS",
     "DECODER_METRICS",
+    "DIAGVI_INSTALL",
     "EVAL_SPACES",
     "FIT_METRICS",
     "LATENT_METRICS",
@@ -63,12 +74,17 @@ __all__ = [
     "SPACE_METRICS",
     "TRAIN_REFERENCE_METRICS",
     "AdversarialVAELearner",
+    "DiagviLearner",
+    "DiagviUnavailableError",
     "GrooveLearner",
     "Learner",
+    "LearnerNotApplicable",
     "PCALearner",
     "PropensityScoreLearner",
     "cli_main",
+    "diagvi_unavailable_reason",
     "eval_matrix",
+    "feature_links",
     "headline_table",
     "heldout_label_folds",
     "iter_splits",

@@ -27,6 +27,8 @@ KEY_METRICS = (
 )
 #: Learner names starting with this prefix are GROOVE or its variants (not "baselines").
 GROOVE_PREFIX = "groove"
+#: Learners GROOVE is also tested against one by one in ``wilcoxon.csv`` (``versus``: the name).
+NAMED_COMPETITORS = ("diagvi",)
 
 
 def _fmt(mean: float, se: float) -> str:
@@ -129,6 +131,11 @@ def write_report(
                 versus="best_baseline"
             )
             tests += [t_all, t_base]
+            for named in NAMED_COMPETITORS:  # GROOVE against a named competitor, when run
+                if named in learners:
+                    tests.append(
+                        wilcoxon_vs_best(results, metric, others=[named]).assign(versus=named)
+                    )
         ranks.append(rank_learners(results, metric).rename(columns={"learner": "name"}))
         ranks[-1].insert(1, "kind", "learner")
         ranks.append(rank_aligners(results, metric).rename(columns={"aligner": "name"}))
@@ -210,7 +217,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
 
     Writes into ``--out``: ``results.csv`` (the tidy table, appended run by run),
     ``summary.csv`` and ``summary.md`` (mean ± SE over seeds), ``wilcoxon.csv`` (GROOVE
-    against the best other learner and the best non-GROOVE baseline), ``ranking.csv``,
+    against the best other learner, the best non-GROOVE baseline and, when run, ``diagvi``),
+    ``ranking.csv``,
     ``figures/*.png``, ``config.yaml`` (a copy) and ``run_info.json`` (time, versions, files).
 
     Parameters

@@ -20,6 +20,7 @@ __all__ = [
     "AdversarialVAELearner",
     "GrooveLearner",
     "Learner",
+    "LearnerNotApplicable",
     "PCALearner",
     "PropensityScoreLearner",
     "make_learner",
@@ -40,6 +41,14 @@ class _Standardiser:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.sd
+
+
+class LearnerNotApplicable(Exception):
+    """Raised by :meth:`Learner.fit` when the learner does not apply to the data.
+
+    The benchmark records it as ``not_applicable`` rows whose ``error`` column holds the reason
+    (e.g. DIAGVI on a dataset without feature links), never as a failure.
+    """
 
 
 class Learner(ABC):
@@ -476,6 +485,12 @@ def _groove(**defaults: Any) -> Callable[..., Learner]:
     return build
 
 
+def _diagvi(name: str, **params: Any) -> Learner:
+    from ._diagvi import DiagviLearner
+
+    return DiagviLearner(name, **params)
+
+
 #: Learner kinds: name -> factory ``f(name, **params) -> Learner``.
 LEARNERS: dict[str, Callable[..., Learner]] = {
     "groove": _groove(),
@@ -486,6 +501,7 @@ LEARNERS: dict[str, Callable[..., Learner]] = {
     "vae_adversarial": lambda name, **p: AdversarialVAELearner(name, **p),
     "propensity_score": lambda name, **p: PropensityScoreLearner(name, **p),
     "pca": lambda name, **p: PCALearner(name, **p),
+    "diagvi": _diagvi,
 }
 
 # parameters that only some learner kinds accept
@@ -495,6 +511,8 @@ _GROOVE_ONLY |= {"validation_size", "early_stopping", "early_stopping_monitor"}
 _GROOVE_ONLY |= {"early_stopping_patience", "input_dropout"}
 _TRAINED = {"max_epochs", "n_steps", "batch_size", "lr", "n_latent", "n_hidden", "n_layers"}
 _TRAINED |= {"dropout_rate"}
+# GROOVE options that the diagvi kind also takes
+_DIAGVI_TAKES = {"accelerator", "validation_size", "early_stopping", "early_stopping_patience"}
 
 
 def make_learner(
@@ -528,6 +546,8 @@ def make_learner(
             merged.setdefault("n_comps", defaults["n_latent"])
     elif kind == "vae_adversarial":
         merged = {k: v for k, v in merged.items() if k not in _GROOVE_ONLY}
+    elif kind == "diagvi":
+        merged = {k: v for k, v in merged.items() if k not in _GROOVE_ONLY - _DIAGVI_TAKES}
     merged.update(params)
     return LEARNERS[kind](name, **merged)
 

@@ -18,7 +18,7 @@ import torch
 from mudata import MuData
 
 from ._data import iter_splits, load_dataset
-from ._learners import Learner, make_learner
+from ._learners import Learner, LearnerNotApplicable, make_learner
 
 __all__ = [
     "COUPLING_METRICS",
@@ -656,10 +656,13 @@ def _run_unit(
             if not np.isfinite(z).all():
                 raise FloatingPointError(f"embedding of {m!r} has non-finite values")
     except Exception as exc:  # a failed fit is recorded for each aligner, never fatal
-        err = _error_text(exc)
+        # a learner that does not apply to the data says why (not_applicable, not failed)
+        na = isinstance(exc, LearnerNotApplicable)
+        err = str(exc)[:500] if na else _error_text(exc)
+        status = "not_applicable" if na else "failed"
         for aligner, p in cfg["aligners"].items():
             if p.get("learners") is None or base["learner"] in p["learners"]:
-                rows += _rows({**base, "aligner": aligner}, {}, metrics, np.nan, "failed", err)
+                rows += _rows({**base, "aligner": aligner}, {}, metrics, np.nan, status, err)
         return rows
     latent = {}
     if learner.shared_space:
@@ -801,7 +804,10 @@ def run(
     cells; each aligner couples the test cells of the two modalities within labels on that
     embedding; the coupling is scored against the true pairs (:func:`score_coupling`) and the
     embedding by the latent FOSCTTM and 1-NN label transfer. A learner without a shared space
-    (``pca``) is not combined with ``sinkhorn``/``emd``/``fgw`` (``status="not_applicable"``).
+    (``pca``) is not combined with ``sinkhorn``/``emd``/``fgw`` (``status="not_applicable"``);
+    a learner whose fit raises :class:`~groove_sc.benchmark._learners.LearnerNotApplicable`
+    (``diagvi`` on data without feature links) gets ``not_applicable`` rows with the reason in
+    ``error``.
     The pseudo-aligner ``{method: decoder}`` scores the imputation through the learner's
     decoders instead of a coupling (:func:`score_translation`; learners with decoders only).
     A fit or an alignment that raises is recorded (``status="failed"``, ``error``), never fatal.
