@@ -49,12 +49,9 @@ def cross_cost(xs: torch.Tensor, xt: torch.Tensor, metric: str) -> torch.Tensor:
         xt = xt / xt.norm(dim=2, keepdim=True).clamp_min(1e-12)
         c = torch.bmm(xs, xt.transpose(1, 2)).neg_().add_(1.0)
         return c.clamp_min_(0.0)
-    c = torch.baddbmm(
-        (xs * xs).sum(2)[:, :, None] + (xt * xt).sum(2)[:, None, :],
-        xs,
-        xt.transpose(1, 2),
-        alpha=-2.0,
-    ).clamp_min_(0.0)
+    # |x|^2 - 2 x.y + |y|^2 without a (B, n, m) temporary for the squared norms
+    c = torch.baddbmm((xs * xs).sum(2)[:, :, None], xs, xt.transpose(1, 2), alpha=-2.0)
+    c.add_((xt * xt).sum(2)[:, None, :]).clamp_min_(0.0)
     if metric == "euclidean":
         c.sqrt_()
     return c

@@ -51,6 +51,8 @@ RELAXATION = 1.5
 #: in a per-problem numpy loop on the same kernel (a few microseconds per operation instead of
 #: the tens of a batched torch call).
 NUMPY_TAIL = 8
+#: Blocks of at least this many entries check their error every iteration in the numpy tail.
+TAIL_CHECK_ENTRIES = 2**15
 
 
 @dataclass
@@ -70,6 +72,8 @@ class SinkhornResult:
     error
         Final error of each problem (largest relative row-marginal error when balanced, the
         largest change of the log-scalings otherwise).
+    row_sums
+        ``(B, n)`` row sums of ``plan`` (computed for the final checks anyway).
     """
 
     plan: torch.Tensor
@@ -78,6 +82,7 @@ class SinkhornResult:
     n_iter: np.ndarray
     converged: np.ndarray
     error: np.ndarray
+    row_sums: torch.Tensor | None = None
 
 
 def _cost_spread(cost: torch.Tensor, rv: torch.Tensor, cv: torch.Tensor) -> float:
@@ -86,7 +91,10 @@ def _cost_spread(cost: torch.Tensor, rv: torch.Tensor, cv: torch.Tensor) -> floa
     picks = np.unique(np.linspace(0, cost.shape[0] - 1, min(cost.shape[0], 32)).astype(int))
     spread = 0.0
     for i in picks:
-        view = cost[i, : min(int(ns[i]), 1024), : int(ms[i])]
+        n, m = int(ns[i]), int(ms[i])
+        # a strided sample of at most ~64k entries estimates the spread well enough
+        step = max(1, int(math.sqrt(n * m / 65536.0)))
+        view = cost[i, :n:step, :m:step]
         if view.numel() > 1:
             spread = max(spread, float(view.std()))
     return spread
@@ -117,11 +125,23 @@ def _maxplus_start(
     entry of at least its marginal over the block size.
     """
     ninf = torch.full((), -math.inf, dtype=cs.dtype, device=cs.device)
-    big = torch.full((), math.inf, dtype=cs.dtype, device=cs.device)
-    alpha = loga + torch.where(cv[:, None, :], cs, big).amin(2)
-    alpha = torch.where(rv, alpha, ninf)
-    beta = logb - (alpha[:, :, None] - cs).amax(1)
-    return alpha, torch.where(cv, beta, ninf)
+    full = bool(rv.all()) and bool(cv.all())  # no padding: no masks
+    if full:
+        alpha = loga + cs.amin(2)
+    else:
+        big = torch.full((), math.inf, dtype=cs.dtype, device=cs.device)
+        alpha = torch.where(rv, loga + torch.where(cv[:, None, :], cs, big).amin(2), ninf)
+    beta = logb - _max_over_rows(alpha, cs)
+    return alpha, beta if full else torch.where(cv, beta, ninf)
+
+
+def _max_over_rows(alpha: torch.Tensor, cs: torch.Tensor, rows: int = 256) -> torch.Tensor:
+    """``max_i (alpha_i - cs_ij)`` per column, ``rows`` rows at a time (small temporaries)."""
+    out = None
+    for lo in range(0, cs.shape[1], rows):
+        part = (alpha[:, lo : lo + rows, None] - cs[:, lo : lo + rows]).amax(1)
+        out = part if out is None else torch.maximum(out, part, out=out)
+    return out
 
 
 class BatchedSinkhorn:
@@ -263,10 +283,11 @@ class BatchedSinkhorn:
         if self.relaxation == 1.0 or bool((self.omega == 1.0).all()):
             return new
         w = self.omega
+        # old^(1 - w) new^w as new (old / new)^(1 - w): one power instead of two
         if self.full:
-            return old.pow(1.0 - w) * new.pow(w)
-        out = torch.where(valid, old, 1.0).pow(1.0 - w) * torch.where(valid, new, 1.0).pow(w)
-        return torch.where(valid, out, self.zero)
+            return new * (old / new).pow(1.0 - w)
+        old, new = torch.where(valid, old, 1.0), torch.where(valid, new, 1.0)
+        return torch.where(valid, new * (old / new).pow(1.0 - w), self.zero)
 
     def _guard(self, e: np.ndarray) -> None:
         """Over-relaxed problems whose error stopped decreasing go back to ``w = 1``."""
@@ -304,7 +325,7 @@ class BatchedSinkhorn:
         beta = torch.where(self.cv[rows], self.beta[rows] + self.v[rows].log(), self.ninf)
         plan = self.k[rows] * self.u[rows][:, :, None] * self.v[rows][:, None, :]
         idx = torch.as_tensor(ids, device=self.k.device)
-        self.out_plan[idx] = plan
+        self._plans()[idx] = plan
         self.out_alpha[idx] = alpha
         self.out_beta[idx] = beta
         keep = ~finished
@@ -319,6 +340,13 @@ class BatchedSinkhorn:
         self.prev_err = self.prev_err[keep]
         if not self.full:
             self.full = bool(self.rv.all()) and bool(self.cv.all())
+
+    def _plans(self) -> torch.Tensor:
+        """The output plans ``(B, n, m)``, allocated on first use (zero at padding)."""
+        if self.out_plan is None:
+            # every entry of a batch without padding is written when its problem retires
+            self.out_plan = torch.empty_like(self.cs) if self.full else torch.zeros_like(self.cs)
+        return self.out_plan
 
     # ---------------------------------------------------------------- driver
     def solve(
@@ -354,7 +382,7 @@ class BatchedSinkhorn:
         self.active = np.arange(bsz)
         self.omega = torch.full((bsz, 1), self.relaxation, dtype=cost.dtype, device=dev)
         self.prev_err = np.full(bsz, np.inf)
-        self.out_plan = torch.zeros_like(self.cs)
+        self.out_plan = None  # allocated when the first problem retires (see _plans)
         self.out_alpha = torch.full_like(a, -math.inf)
         self.out_beta = torch.full_like(b, -math.inf)
         err = np.full(bsz, np.inf)
@@ -419,6 +447,10 @@ class BatchedSinkhorn:
         non-finite update), one problem at a time on its valid block.
         """
         dt = self.k.numpy().dtype
+        if self.out_plan is None and len(self.active) == self.k.shape[0]:
+            # nothing retired yet: each plan is written over its own kernel (no new buffer)
+            self.out_plan = self.k
+        out_plan = self._plans()
         for r, j in enumerate(self.active):
             n, m = int(self.rv[r].sum()), int(self.cv[r].sum())
             kern = self.k[r, :n, :m].numpy()
@@ -428,23 +460,29 @@ class BatchedSinkhorn:
             u, v = self.u[r, :n].numpy(), self.v[r, :m].numpy()
             a, b = self.a[r, :n].numpy(), self.b[r, :m].numpy()
             w = float(self.omega[r])
+            # on a large block the error check costs little against the two products, so it
+            # runs every iteration (the guard of the over-relaxation keeps its spacing)
+            check = 1 if n * m >= TAIL_CHECK_ENTRIES else self.check_every
             prev, e, stop = np.inf, np.inf, budget
             for it in range(budget):
                 kv = kern @ v
-                if it % self.check_every == 0:
+                if it % check == 0:
                     e = float(np.max(np.abs(u * kv - a) / a))
                     e = e if np.isfinite(e) else np.inf
-                    if w != 1.0 and not e < prev:
-                        w = 1.0
-                    prev = e
+                    if it % self.check_every == 0:
+                        if w != 1.0 and not e < prev:
+                            w = 1.0
+                        prev = e
                     if e <= self.tol:
                         stop = it
                         break
                 with np.errstate(all="ignore"):
-                    un = a / kv if w == 1.0 else u ** (1.0 - w) * (a / kv) ** w
+                    un = a / kv
+                    if w != 1.0:  # u^(1 - w) un^w, with one power
+                        un *= (u / un) ** (1.0 - w)
                     vn = b / (un @ kern)
                     if w != 1.0:
-                        vn = v ** (1.0 - w) * vn**w
+                        vn *= (v / vn) ** (1.0 - w)
                 if not (np.isfinite(un).all() and np.isfinite(vn).all()):
                     # exact log-domain step (float64) from the last finite state, fresh kernel
                     w = 1.0
@@ -460,7 +498,7 @@ class BatchedSinkhorn:
                     alpha, beta = alpha + np.log(u), beta + np.log(v)
                     kern = np.exp((alpha[:, None] + beta[None, :]).astype(dt) - cs)
                     u, v = np.ones(n, dtype=dt), np.ones(m, dtype=dt)
-            out = self.out_plan[j, :n, :m].numpy()
+            out = out_plan[j, :n, :m].numpy()
             np.multiply(kern, u[:, None], out=out)
             out *= v[None, :]
             self.out_alpha[j, :n] = torch.from_numpy(alpha + np.log(u)).to(self.out_alpha.dtype)
@@ -478,7 +516,7 @@ class BatchedSinkhorn:
         self.prev_err = self.prev_err[:0]
 
     def _finish(self, n_iter: np.ndarray, done: np.ndarray, err: np.ndarray) -> SinkhornResult:
-        plan = self.out_plan
+        plan = self._plans()
         rows = plan.sum(2)
         # the entries are non-negative, so the row sums are finite iff every entry is
         if not bool(torch.isfinite(rows).all()):
@@ -500,7 +538,9 @@ class BatchedSinkhorn:
             )
             err = e.amax(1).double().cpu().numpy()
         converged = done | (err <= self.tol)
-        return SinkhornResult(plan, self.out_alpha, self.out_beta, n_iter, converged, err)
+        return SinkhornResult(
+            plan, self.out_alpha, self.out_beta, n_iter, converged, err, row_sums=rows
+        )
 
 
 def sinkhorn_batched(

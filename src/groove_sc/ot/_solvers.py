@@ -29,7 +29,7 @@ from ._coot import LabeledCOOT
 from ._costs import METRICS, NORMALIZE, centred_batch, cross_cost, normalize_blocks
 from ._gw import MaskedGW
 from ._pot import emd_block, gw_block
-from ._results import BlockResult, Solution, SolveExtras, batch_results, masses
+from ._results import BlockResult, Solution, SolveExtras, batch_results
 from ._sinkhorn import sinkhorn_batched
 
 __all__ = [
@@ -425,10 +425,11 @@ class SinkhornSolver(Solver):
             )
             plan = res.plan
             # cost holds C / eps now
-            lin = (plan * cost).sum((1, 2)).double().cpu().numpy() * self.epsilon
+            lin = _inner(plan, cost).double().cpu().numpy() * self.epsilon
             del cost
-            mass = masses(plan)
-            merr = batch.marginal_error(plan)
+            rows = plan.sum(2) if res.row_sums is None else res.row_sums
+            mass = rows.sum(1).double().cpu().numpy()
+            merr = batch.marginal_error(plan, rows=rows, cols=plan.sum(1))
             plans = batch.unpad(plan)
             converged, n_iter = res.converged, res.n_iter
             del plan, res
@@ -444,6 +445,17 @@ class SinkhornSolver(Solver):
                 mass=mass,
             )
             del plans
+
+
+def _inner(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    """``<plan_k, cost_k>`` of every problem of a batch.
+
+    On CPU one dot product per problem: no ``(B, n, m)`` temporary, faster there than a
+    batched reduction.
+    """
+    if plan.device.type != "cpu":
+        return torch.einsum("bij,bij->b", plan, cost)
+    return torch.stack([torch.dot(p.reshape(-1), c.reshape(-1)) for p, c in zip(plan, cost)])
 
 
 class EMDSolver(Solver):
