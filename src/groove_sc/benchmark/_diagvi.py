@@ -25,7 +25,7 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
-from ._learners import Learner, LearnerNotApplicable, _dense, _Standardiser
+from ._learners import LEARNERS, Learner, LearnerNotApplicable, _dense, _Standardiser
 
 __all__ = [
     "DIAGVI_INSTALL",
@@ -385,3 +385,6 @@ class DiagviLearner(Learner):
                 else np.zeros((0, self.params["n_latent"]), dtype=np.float32)
             )
         return out
+
+
+LEARNERS["diagvi"] = lambda name, **params: DiagviLearner(name, **params)

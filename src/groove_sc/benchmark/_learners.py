@@ -485,12 +485,6 @@ def _groove(**defaults: Any) -> Callable[..., Learner]:
     return build
 
 
-def _diagvi(name: str, **params: Any) -> Learner:
-    from ._diagvi import DiagviLearner
-
-    return DiagviLearner(name, **params)
-
-
 #: Learner kinds: name -> factory ``f(name, **params) -> Learner``.
 LEARNERS: dict[str, Callable[..., Learner]] = {
     "groove": _groove(),
@@ -501,7 +495,7 @@ LEARNERS: dict[str, Callable[..., Learner]] = {
     "vae_adversarial": lambda name, **p: AdversarialVAELearner(name, **p),
     "propensity_score": lambda name, **p: PropensityScoreLearner(name, **p),
     "pca": lambda name, **p: PCALearner(name, **p),
-    "diagvi": _diagvi,
+    # "diagvi" is registered by groove_sc.benchmark._diagvi (imported by the package)
 }
 
 # parameters that only some learner kinds accept

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from mudata import MuData
 
 from ..ot import BlockResult, LabelBlock
@@ -153,17 +154,21 @@ class CSRBuilder:
         if not self.dense:
             self.pieces[bid] = sp.csr_matrix(plan) if not sp.issparse(plan) else plan
             return
-        plan = np.asarray(plan)
+        plan = torch.from_numpy(np.ascontiguousarray(plan, dtype=self.dtype))
         rows = self.src_pos[blk.src]
-        cols = self.tgt_pos[blk.tgt].astype(self.indices.dtype)
+        cols = torch.from_numpy(self.tgt_pos[blk.tgt].astype(self.indices.dtype))
         m = len(cols)
         step = max(1, self._CHUNK // max(m, 1))
-        ar = np.arange(m, dtype=np.int64)
+        ar = torch.arange(m, dtype=torch.int64)
+        # each row's entries are one contiguous run at indptr[row]; torch's scatter writes
+        # them faster than numpy's fancy assignment
+        data, indices = torch.from_numpy(self.data), torch.from_numpy(self.indices)
+        starts = torch.from_numpy(self.indptr[rows].astype(np.int64))
         for start in range(0, len(rows), step):
-            r = rows[start : start + step]
-            pos = self.indptr[r].astype(np.int64)[:, None] + ar[None, :]
-            self.data[pos] = plan[start : start + step] * blk.weight
-            self.indices[pos] = cols[None, :]
+            pos = (starts[start : start + step, None] + ar[None, :]).reshape(-1)
+            part = plan[start : start + step]
+            data.scatter_(0, pos, (part * blk.weight).reshape(-1))
+            indices.scatter_(0, pos, cols.expand(len(part), m).reshape(-1))
 
     def finish(self) -> sp.csr_matrix:
         """The ``(n_obs, n_obs)`` coupling (blocks scaled by their weights)."""
