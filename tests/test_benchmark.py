@@ -229,6 +229,18 @@ def test_wilcoxon_vs_best_other():
     assert set(gb.wilcoxon_vs_best(flipped, "trace").best_other) == {"pca"}
 
 
+def test_wilcoxon_rounding_differences_are_ties():
+    """The uniform coupling's scores differ in the last bits between learners: no test."""
+    df = _table()
+    uni = df[df.aligner == "gw"].assign(aligner="uniform", value=0.18)
+    jitter = np.where(uni.learner == "groove", 0.0, 1e-14 * (1 + uni.seed))
+    uni = uni.assign(value=uni.value + jitter)
+    w = gb.wilcoxon_vs_best(pd.concat([df, uni], ignore_index=True), "foscttm")
+    row = w[w.aligner == "uniform"].iloc[0]
+    assert row["p_value"] == 1.0 and row["n_learner_better"] == 0
+    assert np.isnan(row["min_p_value"])
+
+
 def test_rankings():
     df = _table()
     rl = gb.rank_learners(df, "foscttm")
