@@ -27,7 +27,8 @@ KEY_METRICS = (
 )
 #: Learner names starting with this prefix are GROOVE or its variants (not "baselines").
 GROOVE_PREFIX = "groove"
-#: Learners GROOVE is also tested against one by one in ``wilcoxon.csv`` (``versus``: the name).
+#: Learners (names starting with these) GROOVE is also tested against one by one in
+#: ``wilcoxon.csv`` (``versus``: the learner's name).
 NAMED_COMPETITORS = ("diagvi",)
 
 
@@ -131,11 +132,9 @@ def write_report(
                 versus="best_baseline"
             )
             tests += [t_all, t_base]
-            for named in NAMED_COMPETITORS:  # GROOVE against a named competitor, when run
-                if named in learners:
-                    tests.append(
-                        wilcoxon_vs_best(results, metric, others=[named]).assign(versus=named)
-                    )
+            named = sorted(x for x in learners if str(x).startswith(NAMED_COMPETITORS))
+            for other in named:  # GROOVE against a named competitor, when it ran
+                tests.append(wilcoxon_vs_best(results, metric, others=[other]).assign(versus=other))
         ranks.append(rank_learners(results, metric).rename(columns={"learner": "name"}))
         ranks[-1].insert(1, "kind", "learner")
         ranks.append(rank_aligners(results, metric).rename(columns={"aligner": "name"}))
