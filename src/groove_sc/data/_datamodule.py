@@ -36,7 +36,8 @@ def default_validation_cells(n_cells: int) -> int:
 class PairedStepDataset(Dataset):
     """Fetch one training step: a mini-batch of each modality from its own cells.
 
-    ``dataset[(rows_a, rows_b)]`` returns ``[{"X", "labels"[, "batch"]}, {...}]``. Each
+    ``dataset[(rows_a, rows_b, ...)]`` (one array per modality) returns
+    ``[{"X", "labels"[, "batch"]}, {...}, ...]``. Each
     modality is read from its own :class:`scvi.data.AnnTorchDataset` (created without
     ``indices``: row positions index the modality itself, never the MuData union), so sparse
     matrices stay sparse until the mini-batch is sliced and densified.
@@ -57,7 +58,7 @@ class PairedStepDataset(Dataset):
     def __len__(self) -> int:
         return len(self.datasets[0])
 
-    def __getitem__(self, rows: tuple[np.ndarray, np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    def __getitem__(self, rows: tuple[np.ndarray, ...]) -> list[dict[str, torch.Tensor]]:
         out = []
         for m, idx in enumerate(rows):
             idx = np.asarray(idx, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Label-balanced paired batch sampler for two modalities of different cells."""
+"""Label-balanced batch sampler for two or more modalities of different cells."""
 
 from __future__ import annotations
 
@@ -24,16 +24,18 @@ def _group_by_label(codes: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.nd
 
 
 class LabelBalancedPairSampler(Sampler):
-    """Yield ``(indices_a, indices_b)`` per training step, balanced by label.
+    """Yield one array of row positions per modality per training step, balanced by label.
 
-    Every step draws the same ``labels_per_step`` labels in both modalities and
+    Every step draws the same ``labels_per_step`` labels in every modality and
     ``cells_per_label`` cells of each drawn label from each modality that has it (abundant labels
     are undersampled; a label with fewer cells than ``cells_per_label`` is drawn with
-    repetition). Each step's labels are distinct and drawn uniformly, so each label appears equally
-    often in expectation. Labels present in only one modality are drawn too (they train that
-    modality's reconstruction) but have no positives in the other modality.
+    repetition). Each step's labels are distinct and drawn uniformly from the labels of all
+    modalities, so each label appears equally often in expectation. A label present in only some
+    modalities is drawn in those (it trains their reconstruction, and is a GroupCLIP positive
+    between them) and is absent from the others' part of the step.
 
-    An epoch has ``ceil(max(n_a, n_b) / batch_size)`` steps. The sampler is deterministic
+    Two or more modalities; with two, ``(indices_a, indices_b)``. An epoch has
+    ``ceil(max_m n_m / batch_size)`` steps. The sampler is deterministic
     given ``seed`` and the epoch number (its ``set_epoch`` or its own counter).
 
     Parameters
@@ -67,6 +69,11 @@ class LabelBalancedPairSampler(Sampler):
             raise ValueError(
                 f"`batch_size` and `cells_per_label` must be >= 1, got {batch_size}, "
                 f"{cells_per_label}."
+            )
+        if len(labels) != len(cells) or len(labels) < 1:
+            raise ValueError(
+                f"`labels` and `cells` must hold one array per modality, got {len(labels)} and "
+                f"{len(cells)}."
             )
         self.labels = [np.asarray(c, dtype=np.int64).ravel() for c in labels]
         self.cells = [np.asarray(c, dtype=np.int64).ravel() for c in cells]
@@ -132,13 +139,12 @@ class LabelBalancedPairSampler(Sampler):
             out[slots] = self.cells[m][members].reshape(n_slots, k)
         return out.reshape(schedule.shape[0], -1)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
         epoch = self.epoch if self.shuffle else 0
         rng = np.random.default_rng([self.seed, epoch])
         schedule = self._schedule(rng)
-        draws = [self._draw(rng, schedule, m) for m in range(2)]
+        draws = [self._draw(rng, schedule, m) for m in range(len(self.groups))]
         if self.shuffle:
             self.epoch += 1
         for step in range(self.n_steps):
-            a, b = draws[0][step], draws[1][step]
-            yield a[a >= 0], b[b >= 0]
+            yield tuple(d[step][d[step] >= 0] for d in draws)

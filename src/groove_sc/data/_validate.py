@@ -40,18 +40,21 @@ def check_mudata(mdata: object, argument: str = "mdata") -> MuData:
 
 
 def resolve_modalities(mdata: MuData, modalities: Sequence[str] | None) -> list[str]:
-    """Two modality names present in ``mdata``, in the order given."""
+    """Two or more distinct modality names present in ``mdata``, in the order given.
+
+    ``None`` means every modality of ``mdata`` (at least two).
+    """
     available = list(mdata.mod)
     if modalities is None:
-        if len(available) != 2:
+        if len(available) < 2:
             raise ValueError(
-                f"GROOVE needs exactly two modalities; `mdata` has {len(available)} "
-                f"({available}). Pass `modalities=[name_a, name_b]` to choose two."
+                f"GROOVE needs at least two modalities; `mdata` has {len(available)} "
+                f"({available}). Pass `modalities=[name_a, name_b, ...]` to choose them."
             )
         return available
-    if isinstance(modalities, str) or len(modalities) != 2:
+    if isinstance(modalities, str) or not isinstance(modalities, Sequence) or len(modalities) < 2:
         raise ValueError(
-            f"`modalities` must be a sequence of exactly two modality names, got {modalities!r}."
+            f"`modalities` must be a sequence of two or more modality names, got {modalities!r}."
         )
     modalities = [str(m) for m in modalities]
     for m in modalities:
@@ -60,8 +63,11 @@ def resolve_modalities(mdata: MuData, modalities: Sequence[str] | None) -> list[
                 f"`modalities` names {m!r}, which is not a modality of `mdata` "
                 f"(available: {available})."
             )
-    if modalities[0] == modalities[1]:
-        raise ValueError(f"`modalities` must name two different modalities, got {modalities}.")
+    repeated = sorted({m for m in modalities if modalities.count(m) > 1})
+    if repeated:
+        raise ValueError(
+            f"`modalities` must name different modalities, got {modalities} ({repeated} repeated)."
+        )
     return modalities
 
 

@@ -169,7 +169,7 @@ class GROOVE(BaseModelClass):
         #: the arguments of the last ``train`` call (reused by ``train_replicates``)
         self.train_kwargs_: dict | None = None
         if isinstance(likelihood, str):
-            lks = [likelihood, likelihood]
+            lks = [likelihood] * len(self.modalities)
         elif isinstance(likelihood, dict):
             missing = [m for m in self.modalities if m not in likelihood]
             if missing:
@@ -238,7 +238,7 @@ class GROOVE(BaseModelClass):
                 library_size=libs,
             )
         self._model_summary_string = (
-            f"GROOVE model on modalities {self.modalities} ({lks[0]}, {lks[1]}), "
+            f"GROOVE model on modalities {self.modalities} ({', '.join(lks)}), "
             f"n_latent={n_latent}, beta={beta}, tau={tau}, alpha={alpha}, "
             f"groupclip={groupclip!r}, contrastive={contrastive!r}, variational={variational}"
         )
@@ -257,24 +257,32 @@ class GROOVE(BaseModelClass):
         label_key: str | None = None,
         **kwargs,
     ) -> None:
-        """Register a weakly paired MuData (two modalities of different cells) with GROOVE.
+        """Register a weakly paired MuData (two or more modalities of different cells).
 
         Each modality's label column is cast to one shared vocabulary (the union of the labels
-        of both modalities) and stored in ``mdata.mod[m].obs["_groove_labels"]``; the user's
+        of all modalities) and stored in ``mdata.mod[m].obs["_groove_labels"]``; the user's
         column is left as it is. Registry keys are per modality (``<modality>_X``,
         ``<modality>_labels``, ``<modality>_batch``).
+
+        With three or more modalities a label may occur in some of them only: it is a
+        GroupCLIP positive between the modalities that have it and trains the reconstruction
+        of each (a label in one modality only has no positives, with a warning). Every
+        modality must share a label with another, and the modalities must be linked into one
+        group through shared labels.
 
         Parameters
         ----------
         mdata
-            MuData with (at least) two modalities holding different cells.
+            MuData with two or more modalities holding different cells.
         perturbation_key
             Column of each modality's ``.obs`` with the perturbation (group) label. Default:
             the column :func:`groove_sc.data.from_anndatas` recorded (its ``label_key``), else
             ``"perturbation"``. It is recorded in ``mdata.uns["groove_sc"]["label_key"]``, the
             default ``group_key`` of :mod:`groove_sc.tl` and :mod:`groove_sc.pl`.
         modalities
-            The two modalities to use, in order; default: the two modalities of ``mdata``.
+            The modalities to use (two or more, distinct), in order; default: every modality
+            of ``mdata``. The order fixes the module's modality indices and the order of the
+            per-pair ``history`` keys (``groupclip_<a>_<b>`` for ``a`` before ``b``).
         layers
             Layer to read per modality (``None``: ``.X``); one name for both or a dict.
         batch_key
@@ -291,8 +299,9 @@ class GROOVE(BaseModelClass):
         KeyError
             A modality, layer or column that does not exist.
         ValueError
-            A view, not two modalities, missing labels, NaN/inf values, no label shared by
-            the two modalities, or ``obs_names`` shared by the two modalities (MuData would
+            A view, fewer than two or repeated modalities, an empty modality, missing labels,
+            NaN/inf values, a modality sharing no label with the others (or modalities in
+            groups sharing no label), or ``obs_names`` shared by two modalities (MuData would
             merge those cells).
         """
         check_mudata(mdata)
@@ -316,18 +325,17 @@ class GROOVE(BaseModelClass):
             where = f"mdata.mod[{m!r}]" + (f".layers[{layers[m]!r}]" if layers[m] else ".X")
             check_finite(x, where)
             if mdata.mod[m].n_obs == 0 or mdata.mod[m].n_vars == 0:
-                raise ValueError(f"Modality {m!r} is empty (shape {mdata.mod[m].shape}).")
+                raise ValueError(
+                    f"Modality {m!r} (in `modalities`) is empty (shape {mdata.mod[m].shape}); "
+                    "drop it from `modalities` or give it cells and features."
+                )
         source_registry = kwargs.get("source_registry")
         sets = [set(label_cols[m].unique()) for m in modalities]
-        shared = sets[0] & sets[1]
         if source_registry is None:
-            if not shared:
-                raise ValueError(
-                    f"No value of `perturbation_key`={perturbation_key!r} occurs in both "
-                    f"modalities {modalities}; GROOVE needs shared labels to link them."
-                )
-            only = {m: sorted(s - shared) for m, s in zip(modalities, sets)}
-            for m, labs in only.items():
+            _check_linked(modalities, sets, perturbation_key)
+            for i, (m, own) in enumerate(zip(modalities, sets)):
+                others = set().union(*(o for j, o in enumerate(sets) if j != i))
+                labs = sorted(own - others)
                 if labs:
                     warnings.warn(
                         f"{len(labs)} label(s) occur only in modality {m!r} (e.g. {labs[:5]}); "
@@ -336,23 +344,27 @@ class GROOVE(BaseModelClass):
                         stacklevel=2,
                     )
         names = [mdata.mod[m].obs_names for m in modalities]
-        overlap = names[0].intersection(names[1])
-        if len(overlap) and source_registry is None:
-            raise ValueError(
-                f"{len(overlap)} obs_names occur in both modalities {modalities} (e.g. "
-                f"{list(overlap[:3])}). MuData treats cells with the same name as one cell, so "
-                "mdata.obs, mdata.obsm and mdata.n_obs cannot hold both modalities' cells. "
-                "Build the MuData with groove_sc.data.from_anndatas({name: adata, ...}), which "
-                "prefixes the names with the modality, or rename them first, e.g. "
-                f"mdata.mod[{modalities[1]!r}].obs_names = '{modalities[1]}:' + "
-                f"mdata.mod[{modalities[1]!r}].obs_names; mdata.update(). (Jointly measured "
-                "data: split it with groove_sc.data.split_weakly_paired.)"
-            )
+        for i in range(len(modalities)):
+            for j in range(i + 1, len(modalities)):
+                overlap = names[i].intersection(names[j])
+                if not len(overlap) or source_registry is not None:
+                    continue
+                pair = [modalities[i], modalities[j]]
+                raise ValueError(
+                    f"{len(overlap)} obs_names occur in both modalities {pair} (e.g. "
+                    f"{list(overlap[:3])}). MuData treats cells with the same name as one cell, "
+                    "so mdata.obs, mdata.obsm and mdata.n_obs cannot hold both modalities' "
+                    "cells. Build the MuData with groove_sc.data.from_anndatas({name: adata, "
+                    "...}), which prefixes the names with the modality, or rename them first, "
+                    f"e.g. mdata.mod[{pair[1]!r}].obs_names = '{pair[1]}:' + "
+                    f"mdata.mod[{pair[1]!r}].obs_names; mdata.update(). (Jointly measured "
+                    "data: split it with groove_sc.data.split_weakly_paired.)"
+                )
         # registration writes obs columns and uns keys: undo them if it fails part-way
         saved = {m: (mdata.mod[m].obs.copy(), set(mdata.mod[m].uns)) for m in mdata.mod}
         saved_uns = set(mdata.uns)
         try:
-            vocabulary = sorted(sets[0] | sets[1])
+            vocabulary = sorted(set().union(*sets))
             for m in modalities:
                 mdata.mod[m].obs[LABELS_COLUMN] = pd.Categorical(
                     label_cols[m].to_numpy(), categories=vocabulary
@@ -409,9 +421,10 @@ class GROOVE(BaseModelClass):
 
     @classmethod
     def setup_anndata(cls, *args, **kwargs):
-        """Not available: GROOVE needs two modalities, use :meth:`setup_mudata`."""
+        """Not available: GROOVE needs two or more modalities, use :meth:`setup_mudata`."""
         raise NotImplementedError(
-            "GROOVE works on a MuData with two modalities: use GROOVE.setup_mudata(mdata, ...). "
+            "GROOVE works on a MuData with two or more modalities: use "
+            "GROOVE.setup_mudata(mdata, ...). "
             "groove_sc.data.from_anndatas({'a': adata_a, 'b': adata_b}) builds one."
         )
 
@@ -501,20 +514,23 @@ class GROOVE(BaseModelClass):
     ) -> None:
         """Train the model on label-balanced mini-batches.
 
-        Each step draws the same labels in both modalities, ``cells_per_label`` cells or more
-        per label per modality, about ``batch_size`` cells per modality. Each modality's cells
-        are split into training and ``validation_size`` validation cells. Every loss term is
-        recorded per epoch in :attr:`history` (``loss``, ``reconstruction_<modality>``,
-        ``groupclip``, ``backtranslation``, each ``_train`` and ``_validation``), and so is
-        the cross-modal label transfer of held-out cells, ``label_transfer_validation``, next
-        to that of a same-size sample of training cells, ``label_transfer_train`` (see
-        Notes); :attr:`label_transfer_chance_` is its value for an embedding without
-        cross-modal structure.
+        Each step draws the same labels in every modality that has them, ``cells_per_label``
+        cells or more per label per modality, about ``batch_size`` cells per modality. Each
+        modality's cells are split into training and ``validation_size`` validation cells.
+        Every loss term is recorded per epoch in :attr:`history` (``loss``,
+        ``reconstruction_<modality>``, ``groupclip``, ``backtranslation``, each ``_train``
+        and ``_validation``), and so is the cross-modal label transfer of held-out cells,
+        ``label_transfer_validation``, next to that of a same-size sample of training cells,
+        ``label_transfer_train`` (see Notes); :attr:`label_transfer_chance_` is its value for
+        an embedding without cross-modal structure. With three or more modalities these keys
+        hold the totals (means over pairs) and every pair has its own keys as well:
+        ``groupclip_<a>_<b>``, ``backtranslation_<source>_<target>`` and
+        ``label_transfer_<a>_<b>`` (see :class:`~groove_sc.train.GrooveTrainingPlan`).
 
         Parameters
         ----------
         max_epochs
-            Number of epochs (an epoch is ``ceil(max(n_a, n_b) / batch_size)`` steps); default
+            Number of epochs (an epoch is ``ceil(max_m n_m / batch_size)`` steps); default
             from :func:`scvi.model.get_max_epochs_heuristic` on the larger modality.
         batch_size
             Cells per modality per step.
@@ -808,14 +824,27 @@ class GROOVE(BaseModelClass):
 
     def _logged_terms(self, *, label_transfer: bool) -> list[str]:
         """The ``history`` keys a training run of this model logs."""
-        terms = ["loss"] + [f"reconstruction_{m}" for m in self.modalities] + ["groupclip"]
+        mods = self.modalities
+        many = len(mods) > 2
+        pairs = [(a, b) for i, a in enumerate(mods) for b in mods[i + 1 :]]
+        terms = ["loss"] + [f"reconstruction_{m}" for m in mods] + ["groupclip"]
+        if many:
+            terms += [f"groupclip_{a}_{b}" for a, b in pairs]
         if self.module.alpha > 0:
             terms.append("backtranslation")
+            if many:
+                terms += [f"backtranslation_{s}_{t}" for s in mods for t in mods if s != t]
         if self.module.variational:
             terms.append("kl")
         keys = [f"{t}_{split}" for split in ("train", "validation") for t in terms]
         if label_transfer:
             keys += ["label_transfer_train", "label_transfer_validation"]
+            if many:
+                keys += [
+                    f"label_transfer_{a}_{b}_{split}"
+                    for split in ("train", "validation")
+                    for a, b in pairs
+                ]
         return keys
 
     def _label_transfer_monitor(
@@ -829,9 +858,12 @@ class GROOVE(BaseModelClass):
         )
         ref = tuple(sample_rows(t, LABEL_TRANSFER_REFERENCE, rng) for t in datamodule.train_idx)
         labels = [self._labels(m) for m in self.modalities]
+        n_mod = len(self.modalities)
         chance = [
-            chance_label_transfer(labels[m][val[m]], labels[1 - m][ref[1 - m]], seed=seed)
-            for m in range(2)
+            chance_label_transfer(labels[m][val[m]], labels[o][ref[o]], seed=seed)
+            for m in range(n_mod)
+            for o in range(n_mod)
+            if o != m
         ]
         self.label_transfer_chance_ = float(np.nanmean(chance))
         return LabelTransferMonitor(
@@ -839,6 +871,7 @@ class GROOVE(BaseModelClass):
             CellSample(ref),
             {"validation": CellSample(val), "train": CellSample(train)},
             n_neighbors=LABEL_TRANSFER_NEIGHBORS,
+            modality_names=self.modalities,
         )
 
     # ------------------------------------------------------------------ inference
@@ -1087,6 +1120,44 @@ class GROOVE(BaseModelClass):
         )
         out.uns["groove_translation"] = {"source": source, "target": target}
         return out
+
+
+def _check_linked(modalities: Sequence[str], sets: Sequence[set], perturbation_key: str) -> None:
+    """Raise unless the labels link every modality to the others (directly or through others).
+
+    Two modalities are linked when they share a label; the modalities must form one connected
+    group, or their latents would be unrelated.
+    """
+    if len(modalities) == 2:
+        if not sets[0] & sets[1]:
+            raise ValueError(
+                f"No value of `perturbation_key`={perturbation_key!r} occurs in both "
+                f"modalities {list(modalities)}; GROOVE needs shared labels to link them."
+            )
+        return
+    for i, m in enumerate(modalities):
+        if not any(sets[i] & sets[j] for j in range(len(modalities)) if j != i):
+            raise ValueError(
+                f"Modality {m!r} shares no value of `perturbation_key`={perturbation_key!r} "
+                f"with any other of the modalities {list(modalities)}; GROOVE needs shared "
+                "labels to link it (drop it from `modalities` or relabel it)."
+            )
+    group = {0}
+    frontier = [0]
+    while frontier:  # breadth-first search over modalities (a handful of them)
+        i = frontier.pop()
+        for j in range(len(modalities)):
+            if j not in group and sets[i] & sets[j]:
+                group.add(j)
+                frontier.append(j)
+    if len(group) < len(modalities):
+        inside = [modalities[i] for i in sorted(group)]
+        outside = [m for i, m in enumerate(modalities) if i not in group]
+        raise ValueError(
+            f"The values of `perturbation_key`={perturbation_key!r} split the modalities into "
+            f"groups that share no label ({inside} and {outside}); GROOVE needs shared labels "
+            "linking every modality to the others."
+        )
 
 
 def _check_plan_kwargs(plan_kwargs: dict | None, plan_cls: type) -> None:

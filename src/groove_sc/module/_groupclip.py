@@ -6,6 +6,7 @@ about encoders, AnnData or training. See :func:`group_clip_loss`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -176,3 +177,79 @@ def _random_rank(labels: torch.Tensor, generator: torch.Generator | None) -> tor
     rank = torch.empty_like(rank_sorted)
     rank[cells] = rank_sorted
     return rank
+
+
+def multimodal_group_clip_loss(
+    zs: Sequence[torch.Tensor],
+    labels: Sequence[torch.Tensor],
+    *,
+    tau: float = 0.5,
+    variant: GroupClipVariant = "in",
+    normalize: bool = True,
+    random_pairs: bool = False,
+) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
+    r"""GroupCLIP over every pair of two or more modalities.
+
+    For modalities :math:`1, \dots, M` with embeddings :math:`z^a` and labels, the loss is the
+    mean of the two-modality :func:`group_clip_loss` (symmetrised, anchors without positives
+    skipped) over the pairs :math:`a < b` that have a positive at all:
+
+    .. math::
+
+        \mathcal{L} = \frac{1}{|Q|} \sum_{(a, b) \in Q} \mathcal{L}_{\mathrm{GroupCLIP}}(z^a, z^b),
+        \qquad Q = \{(a, b) : a < b,\ \exists\, i \in a,\ j \in b,\ y_i = y_j\}
+
+    so the positives of an anchor of modality :math:`a` are, in the term of each other
+    modality :math:`b`, the cells of :math:`b` with its label, normalised over all cells of
+    :math:`b` in the batch. A label present in only some modalities contributes to the pairs
+    of those modalities. With two modalities :math:`\mathcal{L}` *is*
+    :func:`group_clip_loss` of the pair (the same tensor, not a mean of one), and it is zero
+    (attached to the graph) when no pair has a positive. Averaging over pairs keeps the scale
+    of ``beta`` independent of the number of modalities.
+
+    Parameters
+    ----------
+    zs
+        Embeddings of each modality, shapes ``(n_m, d)``.
+    labels
+        Integer labels of each modality's cells, shapes ``(n_m,)`` (one vocabulary).
+    tau
+        Temperature (> 0).
+    variant
+        ``"in"`` or ``"out"`` (see :func:`group_clip_loss`).
+    normalize
+        L2-normalise the embeddings first.
+    random_pairs
+        Replace the labels of each pair by random within-label 1:1 pseudo-pair ids
+        (:func:`random_pair_labels`, drawn per pair from the global torch generator) before
+        the pair's loss: the ``clip_random_pairs`` baseline.
+
+    Returns
+    -------
+    ``(loss, pair_losses)``: the scalar loss and ``{(a, b): loss of the pair}`` for every pair
+    ``a < b`` (zero for pairs without positives, which the mean skips).
+    """
+    zs, labels = list(zs), [lab.reshape(-1) for lab in labels]
+    if len(zs) < 2 or len(zs) != len(labels):
+        raise ValueError(
+            f"`zs` and `labels` must hold the same number (>= 2) of modalities, got "
+            f"{len(zs)} and {len(labels)}."
+        )
+    pairs: dict[tuple[int, int], torch.Tensor] = {}
+    valid: list[torch.Tensor] = []
+    for a in range(len(zs)):
+        for b in range(a + 1, len(zs)):
+            la, lb = labels[a], labels[b]
+            if random_pairs:
+                la, lb = random_pair_labels(la, lb)
+            term = group_clip_loss(
+                zs[a], la, zs[b], lb, tau=tau, variant=variant, normalize=normalize
+            )
+            pairs[(a, b)] = term
+            if bool(torch.isin(la, lb).any()):
+                valid.append(term)
+    if len(zs) == 2:
+        return pairs[(0, 1)], pairs
+    if not valid:
+        return sum(z.sum() for z in zs) * 0.0, pairs
+    return torch.stack(valid).mean(), pairs

@@ -11,7 +11,7 @@ from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 
 from ..nn import GrooveDecoder, GrooveEncoder, ProjectionHead
-from ._groupclip import group_clip_loss, random_pair_labels
+from ._groupclip import multimodal_group_clip_loss
 
 Likelihood = Literal["gaussian", "nb"]
 
@@ -21,17 +21,31 @@ LABELS_KEY = "labels"
 BATCH_KEY = "batch"
 
 
+def _sum(values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``values[0] + values[1] + ...`` in that order (the float order of the two-modality code)."""
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return total
+
+
 def _safe_mean(values: torch.Tensor) -> torch.Tensor:
     """Mean that is 0, not NaN, for an empty batch (a step of labels one modality lacks)."""
     return values.sum() / max(values.numel(), 1)
 
 
 class GrooveModule(BaseModuleClass):
-    """Two autoencoders sharing one latent space, trained with GroupCLIP and backtranslation.
+    """Autoencoders sharing one latent space, trained with GroupCLIP and backtranslation.
 
-    A training batch is a sequence of two dictionaries, one per modality, each holding
-    ``"X"`` (cells x features), ``"labels"`` (integer codes of one shared vocabulary) and
-    optionally ``"batch"`` (integer batch codes). The two modalities hold different cells.
+    One encoder and decoder per modality (two or more). A training batch is a sequence of one
+    dictionary per modality, each holding ``"X"`` (cells x features), ``"labels"`` (integer
+    codes of one shared vocabulary) and optionally ``"batch"`` (integer batch codes). The
+    modalities hold different cells.
+
+    With more than two modalities GroupCLIP is the mean over the pairs of modalities that
+    have positives (:func:`~groove_sc.module.multimodal_group_clip_loss`) and backtranslation
+    runs through every ordered pair (see :meth:`backtranslation`); with two modalities both
+    are exactly the two-modality losses.
 
     Features of a Gaussian modality are standardised internally with ``feature_mean`` and
     ``feature_std`` (so that modalities and features on different scales weigh the same);
@@ -42,7 +56,7 @@ class GrooveModule(BaseModuleClass):
     Parameters
     ----------
     n_input
-        Number of features of each of the two modalities.
+        Number of features of each modality (two or more).
     n_latent
         Dimension of the shared latent space.
     n_hidden
@@ -55,9 +69,10 @@ class GrooveModule(BaseModuleClass):
         Probability of zeroing each (normalised) input feature of the encoders in training
         mode (see :class:`~groove_sc.nn.GrooveEncoder`).
     likelihood
-        Likelihood of each modality, ``"gaussian"`` or ``"nb"``.
+        Likelihood of each modality, ``"gaussian"`` or ``"nb"`` (default: all Gaussian).
     n_batch
-        Number of batch categories of each modality (0 or 1 means no batch covariate).
+        Number of batch categories of each modality (0 or 1 means no batch covariate;
+        default: none).
     variational
         Variational encoders with a KL term of weight ``kl_weight`` towards N(0, I).
     kl_weight
@@ -96,8 +111,8 @@ class GrooveModule(BaseModuleClass):
         n_layers: int = 2,
         dropout_rate: float = 0.1,
         input_dropout: float = 0.2,
-        likelihood: Sequence[Likelihood] = ("gaussian", "gaussian"),
-        n_batch: Sequence[int] = (0, 0),
+        likelihood: Sequence[Likelihood] | None = None,
+        n_batch: Sequence[int] | None = None,
         variational: bool = False,
         kl_weight: float = 1e-3,
         beta: float = 0.3,
@@ -111,8 +126,16 @@ class GrooveModule(BaseModuleClass):
         library_size: Sequence[float] | None = None,
     ):
         super().__init__()
-        if len(n_input) != 2:
-            raise ValueError(f"GROOVE needs exactly two modalities, got {len(n_input)}.")
+        if len(n_input) < 2:
+            raise ValueError(f"GROOVE needs at least two modalities, got {len(n_input)}.")
+        n_mod = len(n_input)
+        likelihood = ["gaussian"] * n_mod if likelihood is None else list(likelihood)
+        n_batch = [0] * n_mod if n_batch is None else list(n_batch)
+        for name, value in (("likelihood", likelihood), ("n_batch", n_batch)):
+            if len(value) != n_mod:
+                raise ValueError(
+                    f"`{name}` must hold one entry per modality ({n_mod}), got {len(value)}."
+                )
         for lk in likelihood:
             if lk not in ("gaussian", "nb"):
                 raise ValueError(f"`likelihood` must be 'gaussian' or 'nb', got {lk!r}.")
@@ -129,6 +152,7 @@ class GrooveModule(BaseModuleClass):
         if beta < 0 or alpha < 0:
             raise ValueError(f"`beta` and `alpha` must be >= 0, got beta={beta}, alpha={alpha}.")
         self.n_input = list(map(int, n_input))
+        self.n_modalities = n_mod
         self.n_latent = n_latent
         self.likelihood = list(likelihood)
         self.n_batch = [int(b) for b in n_batch]
@@ -142,7 +166,7 @@ class GrooveModule(BaseModuleClass):
 
         self.encoders = nn.ModuleList()
         self.decoders = nn.ModuleList()
-        for m in range(2):
+        for m in range(n_mod):
             cats = [self.n_batch[m]] if self.n_batch[m] > 1 else []
             self.encoders.append(
                 GrooveEncoder(
@@ -169,7 +193,7 @@ class GrooveModule(BaseModuleClass):
             )
         self.projection = ProjectionHead(n_latent, n_hidden) if projection_head else None
 
-        for m in range(2):
+        for m in range(n_mod):
             mean = feature_mean[m] if feature_mean is not None else None
             std = feature_std[m] if feature_std is not None else None
             mean_t = torch.zeros(self.n_input[m]) if mean is None else torch.as_tensor(mean)
@@ -277,76 +301,117 @@ class GrooveModule(BaseModuleClass):
     def loss(self, batch: Sequence[dict[str, torch.Tensor]]) -> LossOutput:
         """Step 1 of a training step: reconstruction of each modality plus beta * GroupCLIP.
 
-        ``extra_metrics`` holds each term: ``reconstruction_0``, ``reconstruction_1``,
-        ``groupclip`` and (variational only) ``kl``.
+        ``extra_metrics`` holds each term: ``reconstruction_<m>`` for each modality index
+        ``m``, ``groupclip`` and (variational only) ``kl``; with more than two modalities also
+        ``groupclip_<a>_<b>``, the GroupCLIP loss of each pair of modality indices ``a < b``
+        (``groupclip`` is their mean over the pairs with positives).
         """
+        batch = list(batch)
+        if len(batch) != self.n_modalities:
+            raise ValueError(
+                f"The batch holds {len(batch)} modalities, the module {self.n_modalities}."
+            )
         recs, kls, zs = [], [], []
-        for m in range(2):
+        for m in range(self.n_modalities):
             x = batch[m][X_KEY]
             b = batch[m].get(BATCH_KEY)
             z, mean, var = self.encode(x, m, b)
             recs.append(_safe_mean(self.reconstruction_loss(z, x, m, b)))
             kls.append(_safe_mean(self._kl(mean, var)))
             zs.append(mean)
+        pair_clip: dict[tuple[int, int], torch.Tensor] = {}
         if self.beta > 0:
-            labels_a, labels_b = batch[0][LABELS_KEY], batch[1][LABELS_KEY]
-            if self.contrastive == "random_pairs":
-                labels_a, labels_b = random_pair_labels(labels_a, labels_b)
-            clip = group_clip_loss(
-                self.contrastive_embedding(zs[0]),
-                labels_a,
-                self.contrastive_embedding(zs[1]),
-                labels_b,
+            clip, pair_clip = multimodal_group_clip_loss(
+                [self.contrastive_embedding(z) for z in zs],
+                [part[LABELS_KEY] for part in batch],
                 tau=self.tau,
                 variant=self.groupclip,
+                random_pairs=self.contrastive == "random_pairs",
             )
         else:
             clip = torch.zeros((), device=zs[0].device)
-        kl = kls[0] + kls[1]
-        total = recs[0] + recs[1] + self.beta * clip
+        rec, kl = _sum(recs), _sum(kls)
+        total = rec + self.beta * clip
         if self.variational:
             total = total + self.kl_weight * kl
-        extra = {
-            "reconstruction_0": recs[0].detach(),
-            "reconstruction_1": recs[1].detach(),
-            "groupclip": clip.detach(),
-        }
+        extra = {f"reconstruction_{m}": r.detach() for m, r in enumerate(recs)}
+        extra["groupclip"] = clip.detach()
+        if self.n_modalities > 2:
+            for a in range(self.n_modalities):
+                for b in range(a + 1, self.n_modalities):
+                    term = pair_clip.get((a, b))
+                    extra[f"groupclip_{a}_{b}"] = (
+                        term.detach() if term is not None else torch.zeros_like(extra["groupclip"])
+                    )
         if self.variational:
             extra["kl"] = kl.detach()
         return LossOutput(
             loss=total,
-            reconstruction_loss=(recs[0] + recs[1]).detach(),
+            reconstruction_loss=rec.detach(),
             extra_metrics=extra,
-            n_obs_minibatch=int(batch[0][X_KEY].shape[0] + batch[1][X_KEY].shape[0]),
+            n_obs_minibatch=int(sum(part[X_KEY].shape[0] for part in batch)),
         )
+
+    def backtranslation(
+        self, batch: Sequence[dict[str, torch.Tensor]]
+    ) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
+        r"""Step 2 of a training step: the backtranslation loss and its term per ordered pair.
+
+        For every ordered pair of modalities ``(s, t)``, pseudo-samples
+        :math:`\tilde x^{s \to t} = D_t(E_s(x_s))` are made in eval mode without gradients
+        (the previous mode is restored afterwards); the term of the pair is
+        :math:`r_{st} = \mathrm{rec}(D_s(E_t(\tilde x^{s \to t})), x_s)`. The loss is
+
+        .. math::
+
+            L_2 = \alpha \sum_s \frac{1}{M - 1} \sum_{t \ne s} r_{st}
+
+        (one term per source modality, as the reconstruction has one per modality), which
+        with two modalities is :math:`\alpha\,[r_{AB} + r_{BA}]`, the loss of Gorla et al.
+        2026. An epoch through all :math:`M (M - 1)` pairs costs about :math:`M - 1` times
+        the two-modality decoding work per modality (measured in
+        ``benchmarks/three_modalities_epoch_cost.py``).
+
+        Returns
+        -------
+        ``(alpha * L, {(s, t): r_st})`` (the terms unweighted).
+        """
+        batch = list(batch)
+        n_mod = self.n_modalities
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                pseudo: dict[tuple[int, int], torch.Tensor] = {}
+                for m in range(n_mod):
+                    x = batch[m][X_KEY]
+                    _, mean, _ = self.encode(x, m, batch[m].get(BATCH_KEY))
+                    for t in range(n_mod):
+                        if t != m:
+                            pseudo[(m, t)] = self.decode(mean, t)  # cells of m, seen as t
+        finally:
+            self.train(was_training)
+        terms: dict[tuple[int, int], torch.Tensor] = {}
+        for (m, t), x_tilde in pseudo.items():
+            # x_tilde lives in modality t; encode it there and reconstruct x_m
+            z, _, _ = self.encode(x_tilde, t)
+            x = batch[m][X_KEY]
+            terms[(m, t)] = _safe_mean(self.reconstruction_loss(z, x, m, batch[m].get(BATCH_KEY)))
+        total = torch.zeros((), device=batch[0][X_KEY].device)
+        for m in range(n_mod):
+            own = [terms[(m, t)] for t in range(n_mod) if t != m]
+            total = total + (own[0] if len(own) == 1 else _sum(own) / len(own))
+        return self.alpha * total, terms
 
     def backtranslation_loss(self, batch: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
         """Step 2 of a training step: the on-the-fly backtranslation loss.
 
         Pseudo-samples ``x~_B = D_B(E_A(x_A))`` and ``x~_A = D_A(E_B(x_B))`` are made in eval
         mode without gradients (the previous mode is restored afterwards); then
-        ``alpha * [rec(D_A(E_B(x~_B)), x_A) + rec(D_B(E_A(x~_A)), x_B)]`` is returned.
+        ``alpha * [rec(D_A(E_B(x~_B)), x_A) + rec(D_B(E_A(x~_A)), x_B)]`` is returned. With
+        more than two modalities, every ordered pair (see :meth:`backtranslation`).
         """
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                pseudo = []
-                for m in range(2):
-                    other = 1 - m
-                    x = batch[m][X_KEY]
-                    _, mean, _ = self.encode(x, m, batch[m].get(BATCH_KEY))
-                    pseudo.append(self.decode(mean, other))  # cells of m, seen as `other`
-        finally:
-            self.train(was_training)
-        total = torch.zeros((), device=pseudo[0].device)
-        for m in range(2):
-            other = 1 - m
-            # pseudo[m] lives in modality `other`; encode it there and reconstruct x_m
-            z, _, _ = self.encode(pseudo[m], other)
-            x = batch[m][X_KEY]
-            total = total + _safe_mean(self.reconstruction_loss(z, x, m, batch[m].get(BATCH_KEY)))
-        return self.alpha * total
+        return self.backtranslation(batch)[0]
 
     @torch.inference_mode()
     def sample(self, z: torch.Tensor, modality: int) -> torch.Tensor:

@@ -139,9 +139,10 @@ class CellSample:
     rows: tuple[np.ndarray, ...]
 
 
-#: Reads one mini-batch of each modality: ``fetch((rows_a, rows_b))`` -> two dicts with
-#: ``"X"``, ``"labels"`` and optionally ``"batch"`` (:class:`~groove_sc.data.PairedStepDataset`).
-Fetch = Callable[[tuple[np.ndarray, np.ndarray]], Sequence[Mapping[str, torch.Tensor]]]
+#: Reads one mini-batch of each modality: ``fetch((rows_a, rows_b, ...))`` -> one dict per
+#: modality with ``"X"``, ``"labels"`` and optionally ``"batch"``
+#: (:class:`~groove_sc.data.PairedStepDataset`).
+Fetch = Callable[[tuple[np.ndarray, ...]], Sequence[Mapping[str, torch.Tensor]]]
 
 
 class LabelTransferMonitor:
@@ -154,6 +155,10 @@ class LabelTransferMonitor:
     (:func:`knn_label_transfer`); the score of a set is the mean of the two directions'
     accuracies. The reference is a fixed sample of each modality's training cells.
 
+    With more than two modalities the score of a set is the mean over every ordered pair of
+    modalities (query, reference), and, when ``modality_names`` are given, the score of each
+    pair ``a < b`` (mean of its two directions) is returned too, as ``"<a>_<b>_<set>"``.
+
     Parameters
     ----------
     fetch
@@ -164,6 +169,9 @@ class LabelTransferMonitor:
         Query cells per set name.
     n_neighbors
         Neighbours that vote.
+    modality_names
+        Names of the modalities (in the order of the samples' rows); with more than two, the
+        per-pair scores are returned under these names.
     """
 
     def __init__(
@@ -173,11 +181,13 @@ class LabelTransferMonitor:
         queries: Mapping[str, CellSample],
         *,
         n_neighbors: int = LABEL_TRANSFER_NEIGHBORS,
+        modality_names: Sequence[str] | None = None,
     ):
         self.fetch = fetch
         self.reference = reference
         self.queries = dict(queries)
         self.n_neighbors = int(n_neighbors)
+        self.modality_names = None if modality_names is None else list(modality_names)
 
     def _encode(self, module, sample: CellSample) -> list[tuple[torch.Tensor, torch.Tensor]]:
         device = next(module.parameters()).device
@@ -214,21 +224,36 @@ class LabelTransferMonitor:
         try:
             ref = self._encode(module, self.reference)
             out = {}
+            n_mod = len(ref)
+            names = self.modality_names
+            per_pair = names is not None and n_mod > 2
             for name, sample in self.queries.items():
                 query = self._encode(module, sample)
-                accs = []
-                for m in range(len(query)):
-                    other = 1 - m
-                    correct, n = knn_label_transfer(
-                        query[m][0],
-                        query[m][1],
-                        ref[other][0],
-                        ref[other][1],
-                        n_neighbors=self.n_neighbors,
-                    )
-                    if n:
-                        accs.append(correct / n)
+                accs, pair_accs = [], {}
+                for m in range(n_mod):
+                    for other in range(n_mod):
+                        if other == m:
+                            continue
+                        correct, n = knn_label_transfer(
+                            query[m][0],
+                            query[m][1],
+                            ref[other][0],
+                            ref[other][1],
+                            n_neighbors=self.n_neighbors,
+                        )
+                        if n:
+                            accs.append(correct / n)
+                            pair_accs.setdefault((min(m, other), max(m, other)), []).append(
+                                correct / n
+                            )
                 out[name] = float(np.mean(accs)) if accs else float("nan")
+                if per_pair:
+                    for a in range(n_mod):
+                        for b in range(a + 1, n_mod):
+                            values = pair_accs.get((a, b))
+                            out[f"{names[a]}_{names[b]}_{name}"] = (
+                                float(np.mean(values)) if values else float("nan")
+                            )
         finally:
             module.train(was_training)
         return out

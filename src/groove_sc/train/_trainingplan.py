@@ -27,12 +27,20 @@ class GrooveTrainingPlan(TrainingPlan):
     k-NN label transfer of held-out cells and of a same-size sample of training cells
     (:class:`~groove_sc.train.LabelTransferMonitor`).
 
+    With more than two modalities the same keys hold the totals (``groupclip``: the mean over
+    the pairs of modalities with positives; ``backtranslation``: the weighted sum over every
+    ordered pair; ``label_transfer_*``: the mean over every ordered pair), and each pair has
+    its own key: ``groupclip_<a>_<b>`` (pairs ``a < b`` in the model's modality order),
+    ``backtranslation_<source>_<target>`` (the unweighted reconstruction of the source cells
+    translated into the target and back), each ``_train`` / ``_validation``, and
+    ``label_transfer_<a>_<b>_validation`` / ``_train`` (both directions of the pair).
+
     Parameters
     ----------
     module
         The module to train.
     modality_names
-        Names of the two modalities, used in the logged keys.
+        Names of the modalities, used in the logged keys.
     lr
         Learning rate of Adam.
     weight_decay
@@ -65,18 +73,35 @@ class GrooveTrainingPlan(TrainingPlan):
         """Put the module in train mode (a second ``model.train()`` starts in eval mode)."""
         self.module.train()
 
-    def _log_terms(self, step1, backtranslation: torch.Tensor | None, batch, mode: str) -> None:
-        n = int(batch[0][X_KEY].shape[0] + batch[1][X_KEY].shape[0])
+    def _log_terms(
+        self,
+        step1,
+        backtranslation: tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]] | None,
+        batch,
+        mode: str,
+    ) -> None:
+        n = int(sum(part[X_KEY].shape[0] for part in batch))
         extra = step1.extra_metrics
+        names = self.modality_names
+        bt_total = None if backtranslation is None else backtranslation[0]
         terms = {
-            "loss": step1.loss.detach()
-            + (backtranslation.detach() if backtranslation is not None else 0.0),
-            f"reconstruction_{self.modality_names[0]}": extra["reconstruction_0"],
-            f"reconstruction_{self.modality_names[1]}": extra["reconstruction_1"],
-            "groupclip": extra["groupclip"],
+            "loss": step1.loss.detach() + (bt_total.detach() if bt_total is not None else 0.0),
         }
-        if backtranslation is not None:
-            terms["backtranslation"] = backtranslation.detach()
+        for m, name in enumerate(names):
+            terms[f"reconstruction_{name}"] = extra[f"reconstruction_{m}"]
+        terms["groupclip"] = extra["groupclip"]
+        many = len(names) > 2
+        if many:
+            for a in range(len(names)):
+                for b in range(a + 1, len(names)):
+                    key = f"groupclip_{a}_{b}"
+                    if key in extra:
+                        terms[f"groupclip_{names[a]}_{names[b]}"] = extra[key]
+        if bt_total is not None:
+            terms["backtranslation"] = bt_total.detach()
+            if many:
+                for (s, t), value in backtranslation[1].items():
+                    terms[f"backtranslation_{names[s]}_{names[t]}"] = value.detach()
         if "kl" in extra:
             terms["kl"] = extra["kl"]
         for key, value in terms.items():
@@ -99,9 +124,9 @@ class GrooveTrainingPlan(TrainingPlan):
         opt.step()
         backtranslation = None
         if self.module.alpha > 0:
-            backtranslation = self.module.backtranslation_loss(batch)
+            backtranslation = self.module.backtranslation(batch)
             opt.zero_grad()
-            self.manual_backward(backtranslation)
+            self.manual_backward(backtranslation[0])
             opt.step()
         self._log_terms(step1, backtranslation, batch, "train")
 
@@ -121,5 +146,5 @@ class GrooveTrainingPlan(TrainingPlan):
     def validation_step(self, batch, batch_idx):
         """Evaluate every loss term on validation cells (no optimiser step)."""
         step1 = self.module.loss(batch)
-        backtranslation = self.module.backtranslation_loss(batch) if self.module.alpha > 0 else None
+        backtranslation = self.module.backtranslation(batch) if self.module.alpha > 0 else None
         self._log_terms(step1, backtranslation, batch, "validation")
