@@ -54,13 +54,79 @@ def _check_real(
     return float(value)
 
 
-def _pair(name: str, value: Any) -> tuple[Any, Any]:
-    """Broadcast a scalar to a per-modality pair, or check a sequence has length two."""
+_NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
+#: Default modality names: the first ``n_modalities`` of these, then ``"mod<i>"``.
+_DEFAULT_NAMES = ("rna", "protein", "atac")
+
+
+def _per_modality(name: str, value: Any, n: int) -> tuple[Any, ...]:
+    """Broadcast a scalar to one value per modality, or check a sequence has length ``n``."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        return value, value
-    if len(value) != 2:
-        raise ValueError(f"`{name}` must be a scalar or a sequence of two (one per modality).")
-    return value[0], value[1]
+        return (value,) * n
+    if len(value) != n:
+        raise ValueError(
+            f"`{name}` must be a scalar or a sequence of {_NUMBERS.get(n, n)} (one per modality)."
+        )
+    return tuple(value)
+
+
+def _modality_names(modality_names: Sequence[str] | None, n_modalities: int | None) -> list[str]:
+    """The modality names, from ``modality_names`` and/or ``n_modalities``."""
+    if n_modalities is not None:
+        n_modalities = _check_int("n_modalities", n_modalities, 2)
+    if modality_names is None:
+        n = 2 if n_modalities is None else n_modalities
+        return [_DEFAULT_NAMES[i] if i < len(_DEFAULT_NAMES) else f"mod{i}" for i in range(n)]
+    if isinstance(modality_names, str) or not isinstance(modality_names, Sequence):
+        raise ValueError(f"`modality_names` must be a sequence of strings, got {modality_names!r}.")
+    names = list(modality_names)
+    if len(names) < 2:
+        raise ValueError(f"`modality_names` must hold two or more names, got {modality_names!r}.")
+    if n_modalities is not None and len(names) != n_modalities:
+        raise ValueError(
+            f"`modality_names` has {len(names)} names but `n_modalities`={n_modalities}."
+        )
+    if not all(isinstance(m, str) and m for m in names) or len(set(names)) != len(names):
+        raise ValueError(
+            f"`modality_names` must be distinct non-empty strings, got {modality_names!r}."
+        )
+    return names
+
+
+def _subsets(
+    shared_subsets: Mapping[Sequence[str], float] | None, names: Sequence[str]
+) -> list[tuple[list[int], float]]:
+    """``[(modality indices, fraction), ...]`` of the blocks shared by a subset of modalities."""
+    if shared_subsets is None:
+        return []
+    if not isinstance(shared_subsets, Mapping):
+        raise ValueError(
+            "`shared_subsets` must be a mapping {(modality, modality, ...): fraction}, got "
+            f"{shared_subsets!r}."
+        )
+    out = []
+    for key, frac in shared_subsets.items():
+        members = [key] if isinstance(key, str) else list(key)
+        unknown = [m for m in members if m not in names]
+        if unknown:
+            raise ValueError(
+                f"`shared_subsets` key {key!r} names unknown modalities {unknown}; the "
+                f"modalities are {list(names)}."
+            )
+        if len(set(members)) != len(members) or not 2 <= len(members) < len(names):
+            raise ValueError(
+                f"`shared_subsets` key {key!r} must name at least two and fewer than all "
+                f"{len(names)} modalities, each once (what all share is `shared_fraction`)."
+            )
+        f = _check_real(f"shared_subsets[{key!r}]", frac, 0.0, 1.0, lo_open=True)
+        out.append((sorted(names.index(m) for m in members), f))
+    for m, name in enumerate(names):
+        total = sum(f for idx, f in out if m in idx)
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                f"`shared_subsets` gives modality {name!r} fractions summing to {total:g} > 1."
+            )
+    return out
 
 
 def _label_names(n_perturbations: int, control_label: str | None) -> list[str]:
@@ -101,7 +167,7 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 def simulate(
     n_perturbations: int = 20,
     cells_per_perturbation: int | Sequence[int] = 100,
-    n_features: int | tuple[int, int] = (50, 40),
+    n_features: int | Sequence[int] | None = None,
     *,
     shared_fraction: float = 1.0,
     within_label_shared: float = 0.5,
@@ -109,16 +175,18 @@ def simulate(
     n_latent_specific: int = 4,
     effect_size: float = 2.0,
     noise: float | tuple[float, float] = 0.5,
-    likelihood: Likelihood | tuple[Likelihood, Likelihood] = ("gaussian", "gaussian"),
+    likelihood: Likelihood | Sequence[Likelihood] = "gaussian",
     library_size: float | tuple[float, float] = 2000.0,
     nb_theta: float = 10.0,
     label_noise: float = 0.0,
     missing_labels: int | Mapping[str, int] = 0,
-    modality_names: tuple[str, str] = ("rna", "protein"),
+    modality_names: Sequence[str] | None = None,
+    n_modalities: int | None = None,
+    shared_subsets: Mapping[Sequence[str], float] | None = None,
     control_label: str | None = "control",
     seed: int | None = 0,
 ) -> md.MuData:
-    """Simulate a jointly measured two-modality perturbation screen with known truth.
+    """Simulate a jointly measured perturbation screen (two or more modalities) with known truth.
 
     Every cell has a latent state ``z = (s, u_A, u_B)``: a shared block ``s``
     (``n_latent_shared`` dims) seen by both modalities, and modality-specific blocks ``u_A``,
@@ -130,6 +198,15 @@ def simulate(
     matching and imputation are scored against. Split it into a weakly paired problem with
     :func:`groove_sc.data.split_weakly_paired`.
 
+    **More than two modalities** (``n_modalities=3`` or three ``modality_names``): the shared
+    block ``s`` is seen by all modalities, each modality ``m`` has its own block ``u_m``, and
+    ``shared_subsets`` adds blocks seen by a subset of the modalities only (e.g.
+    ``{("rna", "atac"): 0.5}``: RNA and ATAC share something protein does not). A subset
+    block holds the given fraction of each member's *non-shared* variance (label effects and
+    within-label variation alike), taken from the member's own block ``u_m``; so the total
+    variance each modality sees, and the share ``rho`` seen by all, do not change. With two
+    modalities and no subsets the output is exactly that of earlier versions for the same seed.
+
     Parameters
     ----------
     n_perturbations
@@ -139,7 +216,8 @@ def simulate(
         Cells per label: one integer for all labels, or a sequence of ``n_perturbations``
         integers (control first, then ``P00``, ``P01``, ...) for unequal label sizes.
     n_features
-        Number of features of each modality (an integer is used for both).
+        Number of features of each modality (an integer is used for all); default 50 for the
+        first modality and 40 for the others.
     shared_fraction
         ``rho`` in [0, 1]: the fraction of the label-effect variance that lies in the shared
         block ``s``; ``1 - rho`` lies in the modality-specific blocks, drawn independently for
@@ -167,7 +245,7 @@ def simulate(
         ``"gaussian"`` (continuous, standardised features plus noise, e.g. normalised protein)
         or ``"nb"`` (RNA-like counts): per-cell feature probabilities are the softmax of the
         clean signal plus a per-feature baseline, times a library size, and counts are drawn
-        from a negative binomial. A string or one per modality.
+        from a negative binomial. A string (for all) or one per modality.
     library_size
         ``"nb"`` modalities: mean total counts per cell; each cell's library size varies around
         it log-normally (standard deviation 0.3 on the log scale). A scalar or one per modality.
@@ -186,7 +264,17 @@ def simulate(
         cells present in both. The dropped labels are recorded in
         ``mdata.uns["simulation"]["missing_in_<modality>"]``.
     modality_names
-        Names of the two modalities (A, B). Feature names are ``"<name>_<i>"``.
+        Names of the modalities (A, B, ...); feature names are ``"<name>_<i>"``. Default:
+        ``("rna", "protein")``, or with ``n_modalities`` the first of ``("rna", "protein",
+        "atac")`` and then ``"mod3"``, ``"mod4"``, ...
+    n_modalities
+        Number of modalities (at least 2); default: the length of ``modality_names``, else 2.
+    shared_subsets
+        Blocks seen by a subset of the modalities: ``{(name, name, ...): fraction}``; each key
+        names at least two and fewer than all modalities, each value in (0, 1] is the
+        fraction of its members' non-shared variance in that block (the fractions of one
+        modality sum to at most 1). Each block has ``n_latent_specific`` dimensions; the
+        truth is in ``obsm["z_subset"]`` of its members.
     control_label
         Name of the unperturbed control label, whose effect is exactly zero; ``None`` for no
         control (all labels are targeted perturbations).
@@ -199,7 +287,7 @@ def simulate(
 
     Returns
     -------
-    MuData with the two modalities. In each modality: ``X`` (float32; counts for ``"nb"``, also
+    MuData with the modalities. In each modality: ``X`` (float32; counts for ``"nb"``, also
     in ``layers["counts"]``), ``obs["perturbation"]`` (categorical observed label),
     ``obs["perturbation_true"]``, ``obs["pair_id"]`` (int, the cell's index in the simulation),
     ``obsm["z_shared"]`` (the true ``s``) and ``obsm["z_specific"]`` (the true ``u_m``).
@@ -247,24 +335,26 @@ def simulate(
     if (counts < 1).any():
         raise ValueError("`cells_per_perturbation` must be >= 1 for every label.")
 
-    if not (isinstance(modality_names, Sequence) and len(modality_names) == 2):
-        raise ValueError(f"`modality_names` must be two strings, got {modality_names!r}.")
-    mod_names = (modality_names[0], modality_names[1])
-    if not all(isinstance(m, str) and m for m in mod_names) or mod_names[0] == mod_names[1]:
-        raise ValueError(
-            f"`modality_names` must be two distinct non-empty strings, got {modality_names!r}."
-        )
-
-    n_feat = tuple(_check_int("n_features", f, 1) for f in _pair("n_features", n_features))
+    mod_names = tuple(_modality_names(modality_names, n_modalities))
+    n_mod = len(mod_names)
+    subsets = _subsets(shared_subsets, mod_names)
+    # fraction of each modality's non-shared variance in its own block u_m
+    own = [1.0 - sum(f for idx, f in subsets if m in idx) for m in range(n_mod)]
+    if n_features is None:
+        n_features = (50,) + (40,) * (n_mod - 1)
+    n_feat = tuple(
+        _check_int("n_features", f, 1) for f in _per_modality("n_features", n_features, n_mod)
+    )
     rho = _check_real("shared_fraction", shared_fraction, 0.0, 1.0)
     w = _check_real("within_label_shared", within_label_shared, 0.0, 1.0)
     k_s = _check_int("n_latent_shared", n_latent_shared, 1)
     k_u = _check_int("n_latent_specific", n_latent_specific, 1)
     effect = _check_real("effect_size", effect_size, 0.0, np.inf, hi_open=True)
     noises = tuple(
-        _check_real("noise", v, 0.0, np.inf, hi_open=True) for v in _pair("noise", noise)
+        _check_real("noise", v, 0.0, np.inf, hi_open=True)
+        for v in _per_modality("noise", noise, n_mod)
     )
-    liks = _pair("likelihood", likelihood)
+    liks = _per_modality("likelihood", likelihood, n_mod)
     for lik in liks:
         if lik not in _LIKELIHOODS:
             raise ValueError(
@@ -272,7 +362,7 @@ def simulate(
             )
     libs = tuple(
         _check_real("library_size", v, 0.0, np.inf, lo_open=True, hi_open=True)
-        for v in _pair("library_size", library_size)
+        for v in _per_modality("library_size", library_size, n_mod)
     )
     theta = _check_real("nb_theta", nb_theta, 0.0, np.inf, lo_open=True, hi_open=True)
     label_noise = _check_real("label_noise", label_noise, 0.0, 1.0, hi_open=True)
@@ -312,28 +402,42 @@ def simulate(
     n_cells = int(counts.sum())
 
     # ------------------------------------------------------------------ random maps
-    maps = [_random_mlp(rng, k_s + k_u, n_feat[m]) for m in range(2)]
-    baselines = [rng.standard_normal(n_feat[m]) for m in range(2)]  # NB per-feature abundance
+    # modality m sees (s, u_m, the subset blocks it belongs to); subset draws come after the
+    # two-modality draws at every stage, so two modalities reproduce earlier output exactly
+    member = [[j for j, (idx, _) in enumerate(subsets) if m in idx] for m in range(n_mod)]
+    maps = [_random_mlp(rng, k_s + k_u * (1 + len(member[m])), n_feat[m]) for m in range(n_mod)]
+    baselines = [rng.standard_normal(n_feat[m]) for m in range(n_mod)]  # NB abundance
 
     # ------------------------------------------------------------------ label effects
     # Block-normalised draws: E||a_l||^2 = 1 per block, then the variance is split by rho.
     eff_s = rng.standard_normal((n_labels, k_s)) / np.sqrt(k_s)
-    eff_u = [rng.standard_normal((n_labels, k_u)) / np.sqrt(k_u) for _ in range(2)]
+    eff_u = [rng.standard_normal((n_labels, k_u)) / np.sqrt(k_u) for _ in range(n_mod)]
+    eff_sub = [rng.standard_normal((n_labels, k_u)) / np.sqrt(k_u) for _ in subsets]
     eff_s *= effect * np.sqrt(rho)
     eff_u = [e * effect * np.sqrt(1.0 - rho) for e in eff_u]
+    if subsets:
+        eff_u = [e * np.sqrt(own[m]) for m, e in enumerate(eff_u)]
+    eff_sub = [e * effect * np.sqrt(1.0 - rho) * np.sqrt(f) for e, (_, f) in zip(eff_sub, subsets)]
     if control_label is not None:
         eff_s[0] = 0.0
-        for e in eff_u:
+        for e in eff_u + eff_sub:
             e[0] = 0.0
 
     # ------------------------------------------------------------------ cells
     true_code = rng.permutation(np.repeat(np.arange(n_labels), counts))
     eps_s = rng.standard_normal((n_cells, k_s)) / np.sqrt(k_s) * np.sqrt(w)
     eps_u = [
-        rng.standard_normal((n_cells, k_u)) / np.sqrt(k_u) * np.sqrt(1.0 - w) for _ in range(2)
+        rng.standard_normal((n_cells, k_u)) / np.sqrt(k_u) * np.sqrt(1.0 - w) for _ in range(n_mod)
     ]
+    eps_sub = [
+        rng.standard_normal((n_cells, k_u)) / np.sqrt(k_u) * np.sqrt(1.0 - w) * np.sqrt(f)
+        for _, f in subsets
+    ]
+    if subsets:
+        eps_u = [e * np.sqrt(own[m]) for m, e in enumerate(eps_u)]
     z_s = eff_s[true_code] + eps_s
-    z_u = [eff_u[m][true_code] + eps_u[m] for m in range(2)]
+    z_u = [eff_u[m][true_code] + eps_u[m] for m in range(n_mod)]
+    z_sub = [eff_sub[j][true_code] + eps_sub[j] for j in range(len(subsets))]
 
     # ------------------------------------------------------------------ label noise
     obs_code = true_code.copy()
@@ -362,7 +466,8 @@ def simulate(
     obs_names = pd.Index([f"cell{i}" for i in pair_id])
     mods: dict[str, ad.AnnData] = {}
     for m, name in enumerate(mod_names):
-        signal = _standardise(_apply_mlp(maps[m], np.hstack([z_s, z_u[m]]), gain))
+        view = np.hstack([z_s, z_u[m], *(z_sub[j] for j in member[m])])
+        signal = _standardise(_apply_mlp(maps[m], view, gain))
         if liks[m] == "gaussian":
             x = signal + noises[m] * rng.standard_normal(signal.shape)
         else:
@@ -388,6 +493,8 @@ def simulate(
             adata.layers["counts"] = adata.X.copy()
         adata.obsm["z_shared"] = z_s.astype(np.float32)
         adata.obsm["z_specific"] = z_u[m].astype(np.float32)
+        if member[m]:
+            adata.obsm["z_subset"] = np.hstack([z_sub[j] for j in member[m]]).astype(np.float32)
         if missing[name]:
             keep = ~np.isin(true_code, [labels.index(lab) for lab in missing[name]])
             adata = adata[keep].copy()
@@ -418,4 +525,9 @@ def simulate(
     }
     for name in mod_names:
         params[f"missing_in_{name}"] = list(missing[name])
+    if n_mod > 2 or subsets:  # (two-modality records stay as they were)
+        params["n_modalities"] = n_mod
+        params["shared_subsets"] = {
+            "+".join(mod_names[i] for i in idx): float(f) for idx, f in subsets
+        }
     return _make_mudata(mods, uns={"simulation": params})
