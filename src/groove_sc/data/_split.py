@@ -16,25 +16,25 @@ from ._mudata import _check_label_key, _make_mudata
 __all__ = ["split_disjoint", "split_weakly_paired"]
 
 
-def _resolve_modalities(mdata: md.MuData, modalities: Sequence[str] | None) -> tuple[str, str]:
+def _resolve_modalities(mdata: md.MuData, modalities: Sequence[str] | None) -> tuple[str, ...]:
     available = list(mdata.mod)
     if modalities is None:
         if len(available) != 2:
             raise ValueError(
                 f"`mdata` has {len(available)} modalities {available}; pass `modalities` to "
-                "choose exactly two."
+                "choose two (or more)."
             )
         return available[0], available[1]
-    if isinstance(modalities, str) or len(modalities) != 2:
-        raise ValueError(f"`modalities` must name exactly two modalities, got {modalities!r}.")
+    if isinstance(modalities, str) or len(modalities) < 2:
+        raise ValueError(f"`modalities` must name two or more modalities, got {modalities!r}.")
     unknown = [m for m in modalities if m not in mdata.mod]
     if unknown:
         raise ValueError(
             f"`modalities` contains unknown modality names {unknown}; available: {available}."
         )
-    if modalities[0] == modalities[1]:
-        raise ValueError(f"`modalities` must name two different modalities, got {modalities!r}.")
-    return modalities[0], modalities[1]
+    if len(set(modalities)) != len(modalities):
+        raise ValueError(f"`modalities` must name different modalities, got {modalities!r}.")
+    return tuple(modalities)
 
 
 def _cell_keys(a: ad.AnnData, b: ad.AnnData, names: tuple[str, str]) -> tuple[pd.Index, pd.Index]:
@@ -102,7 +102,7 @@ def split_weakly_paired(
     seed: int | None = 0,
     stratify: bool = True,
 ) -> tuple[md.MuData, md.MuData]:
-    """Split jointly measured two-modality data into weakly paired training and paired test sets.
+    """Split jointly measured data into weakly paired training and paired test sets.
 
     The input holds two modalities measured in the **same** cells (identified by
     ``obs["pair_id"]`` when both modalities have it, else by ``obs_names``). A fraction
@@ -121,8 +121,9 @@ def split_weakly_paired(
     test_size
         Fraction in (0, 1) of the paired cells held out as test cells.
     modalities
-        The two modalities to use, in order (A, B). ``None`` requires ``mdata`` to have exactly
-        two modalities. Other modalities are dropped from the output.
+        The modalities to use, in order (A, B, ...): two, or three and more (see Notes).
+        ``None`` requires ``mdata`` to have exactly two modalities. Other modalities are
+        dropped from the output.
     seed
         Seed of :func:`numpy.random.default_rng` for every random choice (``None``: not
         reproducible, recorded as -1).
@@ -159,6 +160,16 @@ def split_weakly_paired(
         not unique.
     KeyError
         If ``label_key`` is not a column of a modality's ``obs``.
+
+    Notes
+    -----
+    With three or more ``modalities`` the test cells are drawn (stratified by the first
+    modality's labels) from the cells measured in *all* of them and keep every modality; each
+    label's remaining such cells are dealt out in turn to the modalities (from a random
+    start), so each modality trains on its own cells, about a third each with three. A cell
+    measured in some of the modalities only goes to one of those at random. ``uns["split"]``
+    records ``n_train_<modality>`` and ``n_partial_<modality>`` (cells of that modality not
+    measured in all). With two modalities the split is the one described above, unchanged.
     """
     if not isinstance(mdata, md.MuData):
         raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")
@@ -169,6 +180,8 @@ def split_weakly_paired(
         raise ValueError(f"`test_size` must be a number in (0, 1), got {test_size!r}.")
     if not 0.0 < float(test_size) < 1.0:
         raise ValueError(f"`test_size` must be in (0, 1), got {test_size!r}.")
+    if len(names) > 2:
+        return _split_many(mdata, names, label_key, float(test_size), seed, stratify)
     a, b = mdata.mod[names[0]], mdata.mod[names[1]]
     for x, name in zip((a, b), names):
         if x.is_view:
@@ -285,6 +298,124 @@ def split_weakly_paired(
         uns = copy.deepcopy(dict(mdata.uns))
         uns["split"] = {**record, "role": role}
         out.append(_make_mudata(mods, uns=uns))
+    return out[0], out[1]
+
+
+def _split_many(
+    mdata: md.MuData,
+    names: Sequence[str],
+    label_key: str,
+    test_size: float,
+    seed: int | None,
+    stratify: bool,
+) -> tuple[md.MuData, md.MuData]:
+    """:func:`split_weakly_paired` for three or more modalities (see its Notes)."""
+    mods = [mdata.mod[m] for m in names]
+    for x, name in zip(mods, names):
+        if x.is_view:
+            raise ValueError(f"modality {name!r} of `mdata` is a view; pass a copy.")
+        _check_label_key(x, label_key, name)
+    rng = np.random.default_rng(seed)
+    has = ["pair_id" in x.obs.columns for x in mods]
+    if any(has) and not all(has):
+        which = [n for n, h in zip(names, has) if not h]
+        raise ValueError(
+            f"obs['pair_id'] is missing in modalities {which}; it must be in every modality "
+            "(or in none, then obs_names identify the cells)."
+        )
+    keys = []
+    for x, name in zip(mods, names):
+        k = pd.Index(x.obs["pair_id"].to_numpy() if has[0] else x.obs_names)
+        what = "obs['pair_id']" if has[0] else "obs_names"
+        if has[0] and x.obs["pair_id"].isna().any():
+            raise ValueError(f"obs['pair_id'] of modality {name!r} has missing values.")
+        if not k.is_unique:
+            raise ValueError(f"{what} of modality {name!r} is not unique; cannot identify cells.")
+        keys.append(k)
+    union = keys[0]
+    for k in keys[1:]:
+        union = union.append(k.difference(union))
+    pos = np.stack([k.get_indexer(union) for k in keys], axis=1)  # (n_union, n_mod), -1 absent
+    n_mod = len(names)
+    in_all = np.flatnonzero((pos >= 0).all(axis=1))
+    if in_all.size == 0:
+        raise ValueError(
+            f"no cell is measured in all modalities {list(names)}; split_weakly_paired needs "
+            "jointly measured data."
+        )
+    labels = mods[0].obs[label_key].to_numpy()[pos[in_all, 0]].astype(str)
+    _, codes = np.unique(labels, return_inverse=True)
+    n_paired = in_all.size
+    if stratify:
+        n_per = np.bincount(codes)
+        n_test = np.where(
+            n_per >= 2, np.clip(np.round(test_size * n_per).astype(np.int64), 1, n_per - 1), 0
+        )
+        is_test = _stratified_mask(codes, n_test, rng)
+    else:
+        n_test_total = int(np.clip(round(test_size * n_paired), 1, n_paired - 1))
+        is_test = np.zeros(n_paired, dtype=bool)
+        is_test[rng.permutation(n_paired)[:n_test_total]] = True
+    if not is_test.any():
+        raise ValueError(
+            f"the test set would be empty: too few cells in all modalities ({n_paired}) for "
+            f"test_size={test_size} (with stratify=True a label needs >= 2 such cells)."
+        )
+    train = np.flatnonzero(~is_test)
+    # deal each label's training cells out to the modalities in turn, from a random start
+    if stratify:
+        order = np.lexsort((rng.random(train.size), codes[train]))
+        sorted_codes = codes[train][order]
+        rank = np.arange(train.size) - np.searchsorted(sorted_codes, sorted_codes, side="left")
+        offset = rng.integers(0, n_mod, size=codes.max() + 1)
+        owner = np.empty(train.size, dtype=np.int64)
+        owner[order] = (rank + offset[sorted_codes]) % n_mod
+    else:
+        owner = rng.permutation(np.arange(train.size) % n_mod)
+    # a cell measured in some modalities only goes to one of those, at random
+    partial = np.flatnonzero(~(pos >= 0).all(axis=1))
+    present = pos[partial] >= 0
+    partial_owner = np.argmax(rng.random(present.shape) * present, axis=1)
+
+    pid = union.to_numpy() if has[0] else np.arange(len(union))
+
+    def base_names(x: ad.AnnData, m: int) -> np.ndarray:
+        if x.obs_names.is_unique:
+            return x.obs_names.to_numpy().astype(str)
+        return np.char.add("cell", pid[union.get_indexer(keys[m])].astype(str))
+
+    test_cells = in_all[is_test]
+    test_names = pd.Index(base_names(mods[0], 0)[pos[test_cells, 0]])
+    record: dict = {
+        "protocol": "cells",
+        "seed": -1 if seed is None else int(seed),
+        "test_size": float(test_size),
+        "label_key": label_key,
+        "stratify": bool(stratify),
+        "modalities": list(names),
+        "n_test": int(test_cells.size),
+    }
+    train_mods, test_mods = {}, {}
+    for m, (x, name) in enumerate(zip(mods, names)):
+        cells = np.concatenate([in_all[train[owner == m]], partial[partial_owner == m]])
+        cells = cells[np.argsort(pos[cells, m])]
+        rows = pos[cells, m]
+        train_mods[name] = _subset(
+            x,
+            rows,
+            label_key,
+            pid[cells],
+            pd.Index(np.char.add(f"{name}:", base_names(x, m)[rows])),
+        )
+        rows_test = pos[test_cells, m]
+        test_mods[name] = _subset(x, rows_test, label_key, pid[test_cells], test_names)
+        record[f"n_train_{name}"] = int(rows.size)
+        record[f"n_partial_{name}"] = int((pos[partial, m] >= 0).sum())
+    out = []
+    for parts, role in ((train_mods, "train"), (test_mods, "test")):
+        uns = copy.deepcopy(dict(mdata.uns))
+        uns["split"] = {**record, "role": role}
+        out.append(_make_mudata(parts, uns=uns))
     return out[0], out[1]
 
 
