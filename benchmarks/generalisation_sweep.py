@@ -123,7 +123,7 @@ def run(name: str, seed: int, tag: str, validation_cells: int | None = None) -> 
     import torch
 
     import groove_sc as gs
-    from groove_sc.benchmark._run import _label_transfer_vs_training
+    from groove_sc.benchmark._scoring import label_transfer_vs_training
 
     torch.set_num_threads(1)
     md.set_options(pull_on_update=False)
@@ -145,7 +145,7 @@ def run(name: str, seed: int, tag: str, validation_cells: int | None = None) -> 
     )
     seconds = time.perf_counter() - start
     emb_test, emb_train = (model.get_latent_representation(x) for x in (test, train))
-    lt_test, lt_train = _label_transfer_vs_training(
+    lt_test, lt_train = label_transfer_vs_training(
         emb_test, test, emb_train, train, key, model.training_obs_names_, seed
     )
     a, b = model.modalities

@@ -101,8 +101,8 @@ def run_unit(name: str, seed: int) -> tuple[list[dict], dict]:
     torch.set_num_threads(1)
     _quiet()
     import groove_sc as gs
+    from groove_sc.benchmark import score_coupling
     from groove_sc.benchmark._data import iter_splits, load_dataset
-    from groove_sc.benchmark._run import score_coupling
     from groove_sc.tl._agreement import agreement_test
     from groove_sc.tl._cells import obs_labels
     from groove_sc.tl._selection import block_plans, candidate_name, label_blocks

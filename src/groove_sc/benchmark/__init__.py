@@ -1,12 +1,15 @@
 """The combinatorial benchmark: representation learners x aligners x datasets x seeds.
 
-- :func:`run` runs a configuration (YAML file or mapping, see :func:`load_config`) and returns
-  the tidy results table; :func:`cli_main` is ``groove-sc benchmark --config FILE --out DIR``.
+- :func:`run` runs a configuration (YAML file or mapping, read into a
+  :class:`BenchmarkConfig` by :func:`load_config`) over its :func:`plan` of units and returns
+  the tidy results table (:data:`RESULT_COLUMNS`); :func:`cli_main` is
+  ``groove-sc benchmark --config FILE --out DIR``.
 - Learners behind one interface (:class:`Learner`: ``fit(train, label_key, seed)``,
-  ``transform(mdata) -> {modality: array}``), built by :func:`make_learner` from the kinds in
-  :data:`LEARNERS`. ``diagvi`` is scvi-tools' :class:`scvi.external.DIAGVI` (extra
-  ``groove-sc[diagvi]``), its guidance graph from :func:`feature_links`; a learner that does not
-  apply to a dataset raises :class:`LearnerNotApplicable` (``not_applicable`` rows).
+  ``transform(mdata) -> {modality: array}``), one module each, registered with
+  :func:`register_learner` into :data:`LEARNERS` and built by :func:`make_learner`.
+  ``diagvi`` is scvi-tools' :class:`scvi.external.DIAGVI` (extra ``groove-sc[diagvi]``), its
+  guidance graph from :func:`feature_links`; a learner that does not apply to a dataset raises
+  :class:`LearnerNotApplicable` (``not_applicable`` rows).
 - Statistics on the table: :func:`summarize` (mean and standard error over seeds),
   :func:`wilcoxon_vs_best` (paired test of GROOVE against the best other learner),
   :func:`headline_table`, :func:`rank_learners` and :func:`rank_aligners`.
@@ -14,8 +17,24 @@
   :func:`plot_landscape`.
 """
 
-from ._cli import cli_main, write_report
-from ._data import heldout_label_folds, iter_splits, load_dataset, split_heldout_labels
+from .._results import RESULT_COLUMNS, read_results
+from ._cli import cli_main
+from ._config import (
+    EVAL_SPACES,
+    BenchmarkConfig,
+    ConfigError,
+    DatasetConfig,
+    Preprocess,
+    load_config,
+)
+from ._data import (
+    Split,
+    heldout_label_folds,
+    iter_splits,
+    load_dataset,
+    load_dataset_config,
+    split_heldout_labels,
+)
 from ._diagvi import (
     DIAGVI_INSTALL,
     DiagviLearner,
@@ -23,29 +42,23 @@ from ._diagvi import (
     diagvi_unavailable_reason,
     feature_links,
 )
-from ._learners import (
-    LEARNERS,
-    AdversarialVAELearner,
-    GrooveLearner,
-    Learner,
-    LearnerNotApplicable,
-    PCALearner,
-    PropensityScoreLearner,
-    make_learner,
-)
-from ._run import (
+from ._groove import GrooveLearner
+from ._learner import LEARNERS, Learner, LearnerNotApplicable, make_learner, register_learner
+from ._pca import PCALearner
+from ._plan import Unit, plan
+from ._preprocess import clr, preprocess_modality
+from ._propensity import PropensityScoreLearner
+from ._report import summary_markdown, write_report
+from ._run import first_failure, run
+from ._scoring import (
     COUPLING_METRICS,
     DECODER_METRICS,
-    EVAL_SPACES,
     FIT_METRICS,
     LATENT_METRICS,
-    RESULT_COLUMNS,
     SELECTION_METRICS,
     SPACE_METRICS,
     TRAIN_REFERENCE_METRICS,
     eval_matrix,
-    load_config,
-    run,
     score_coupling,
     score_translation,
 )
@@ -59,6 +72,8 @@ from ._stats import (
     wilcoxon_vs_best,
 )
 from ._tune import plot_landscape, tune
+from ._unit import run_unit
+from ._vae import AdversarialVAELearner
 
 __all__ = [
     "COUPLING_METRICS",
@@ -74,32 +89,47 @@ __all__ = [
     "SPACE_METRICS",
     "TRAIN_REFERENCE_METRICS",
     "AdversarialVAELearner",
+    "BenchmarkConfig",
+    "ConfigError",
+    "DatasetConfig",
     "DiagviLearner",
     "DiagviUnavailableError",
     "GrooveLearner",
     "Learner",
     "LearnerNotApplicable",
     "PCALearner",
+    "Preprocess",
     "PropensityScoreLearner",
+    "Split",
+    "Unit",
     "cli_main",
+    "clr",
     "diagvi_unavailable_reason",
     "eval_matrix",
     "feature_links",
+    "first_failure",
     "headline_table",
     "heldout_label_folds",
     "iter_splits",
     "load_config",
     "load_dataset",
+    "load_dataset_config",
     "lower_is_better",
     "make_learner",
+    "plan",
     "plot_landscape",
+    "preprocess_modality",
     "rank_aligners",
     "rank_learners",
+    "read_results",
+    "register_learner",
     "run",
+    "run_unit",
     "score_coupling",
     "score_translation",
     "split_heldout_labels",
     "summarize",
+    "summary_markdown",
     "tune",
     "wilcoxon_vs_best",
     "write_report",

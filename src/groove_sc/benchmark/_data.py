@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +14,21 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .. import datasets
+from ..data import split_weakly_paired
 from ..data._mudata import _make_mudata
+from ..data._split import _stratified_mask
+from ._config import ConfigError, DatasetConfig, Preprocess
+from ._preprocess import preprocess_modality
 
-__all__ = ["Split", "heldout_label_folds", "iter_splits", "load_dataset", "split_heldout_labels"]
+__all__ = [
+    "Split",
+    "heldout_label_folds",
+    "iter_splits",
+    "load_dataset",
+    "load_dataset_config",
+    "split_heldout_labels",
+]
 
 #: Loaders known to :func:`load_dataset` (``loader:`` in a config).
 LOADERS = ("simulate", "snareseq", "citeseq_pbmc", "papalexi_two_view", "h5mu")
@@ -75,8 +88,46 @@ def _log1p_normalise(adata: ad.AnnData, target_sum: float = 1e4) -> None:
         adata.X = np.log1p(np.asarray(x, dtype=np.float64) * scale[:, None]).astype(np.float32)
 
 
+def resolve_loader(loader: str | Callable[..., Any]) -> str | Callable[..., Any]:
+    """A loader name of :data:`LOADERS`, or the callable of ``"package.module:function"``."""
+    if callable(loader) or loader in LOADERS:
+        return loader
+    if isinstance(loader, str) and ":" in loader:
+        module, _, attr = loader.partition(":")
+        try:
+            func = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise KeyError(f"cannot import the loader {loader!r}: {exc}") from exc
+        if not callable(func):
+            raise KeyError(f"the loader {loader!r} is not callable.")
+        return func
+    raise KeyError(
+        f"Unknown dataset loader {loader!r}; known: {list(LOADERS)}, or a Python callable "
+        "'package.module:function' returning a MuData."
+    )
+
+
+def _select_modalities(mdata: md.MuData, modalities: Sequence[str] | None) -> md.MuData:
+    if modalities is not None:
+        missing = [m for m in modalities if m not in mdata.mod]
+        if missing:
+            raise KeyError(
+                f"`modalities:` names {missing}, which the data do not have; its modalities "
+                f"are {list(mdata.mod)}."
+            )
+        mdata = _make_mudata(
+            {m: mdata.mod[m].copy() for m in modalities}, uns=copy.deepcopy(dict(mdata.uns))
+        )
+    if len(mdata.mod) != 2:
+        raise ValueError(
+            f"the dataset must have two modalities, got {list(mdata.mod)}; choose two with "
+            "`modalities: [A, B]` in the dataset's configuration."
+        )
+    return mdata
+
+
 def load_dataset(
-    loader: str,
+    loader: str | Callable[..., Any],
     *,
     label_key: str,
     params: Mapping[str, Any] | None = None,
@@ -85,6 +136,8 @@ def load_dataset(
     subsample_per_label: int | None = None,
     log1p: bool = False,
     modalities: Sequence[str] | None = None,
+    preprocess: Mapping[str, Preprocess] | None = None,
+    option: str = "datasets",
 ) -> md.MuData:
     """Load or simulate one jointly measured dataset for the benchmark.
 
@@ -93,8 +146,11 @@ def load_dataset(
     loader
         ``"simulate"`` (:func:`groove_sc.datasets.simulate` with ``params``, ``setting`` and
         ``seed``), ``"snareseq"``, ``"citeseq_pbmc"``, ``"papalexi_two_view"`` (the bundled
-        files; ``params`` may give ``path``), or ``"h5mu"`` (``params["path"]``: any jointly
-        measured ``.h5mu`` with ``obs["pair_id"]`` or shared ``obs_names``).
+        files; ``params`` may give ``path``), ``"h5mu"`` (``params["path"]``: any jointly
+        measured ``.h5mu`` with ``obs["pair_id"]`` or shared ``obs_names``; ``{seed}`` in the
+        path is replaced by ``seed``, one file per seed), or a callable
+        ``loader(seed=seed, **params)`` returning such a MuData (also as the string
+        ``"package.module:function"``).
     label_key
         Label column (used for subsampling).
     params
@@ -111,15 +167,24 @@ def load_dataset(
         ``layers["counts"]``), so that every learner reads the same continuous features.
     modalities
         Keep these two modalities (default: all, which must be two).
+    preprocess
+        Modality -> :class:`~groove_sc.benchmark.Preprocess` steps (after ``log1p``).
+    option
+        Dotted path of the dataset in the configuration (for error messages).
 
     Returns
     -------
     Jointly measured MuData with ``obs["pair_id"]`` in each modality.
     """
-    from .. import datasets
-
     kw = {**dict(params or {}), **dict(setting or {})}
-    if loader == "simulate":
+    loader = resolve_loader(loader)
+    if callable(loader):
+        mdata = loader(seed=seed, **kw)
+        if not isinstance(mdata, md.MuData):
+            raise TypeError(
+                f"the loader {loader!r} returned a {type(mdata).__name__}, not a MuData."
+            )
+    elif loader == "simulate":
         mdata = datasets.simulate(**kw, seed=seed)
     elif loader == "snareseq":
         mdata = datasets.snareseq(kw.get("path"))
@@ -130,15 +195,8 @@ def load_dataset(
     elif loader == "h5mu":
         if "path" not in kw:
             raise KeyError("loader 'h5mu' needs `params: {path: FILE}`.")
-        mdata = md.read_h5mu(kw["path"])
-    else:
-        raise KeyError(f"Unknown dataset loader {loader!r}; known: {list(LOADERS)}.")
-    if modalities is not None:
-        mdata = _make_mudata(
-            {m: mdata.mod[m].copy() for m in modalities}, uns=copy.deepcopy(dict(mdata.uns))
-        )
-    if len(mdata.mod) != 2:
-        raise ValueError(f"the dataset must have two modalities, got {list(mdata.mod)}.")
+        mdata = md.read_h5mu(str(kw["path"]).replace("{seed}", str(seed)))
+    mdata = _select_modalities(mdata, modalities)
     if not all("pair_id" in mdata.mod[m].obs for m in mdata.mod):
         ids = pd.Index(mdata.mod[next(iter(mdata.mod))].obs_names)
         for m in mdata.mod:  # identify cells by obs_names; cells of one modality get new ids
@@ -151,6 +209,21 @@ def load_dataset(
     if log1p:
         for m in mdata.mod:
             _log1p_normalise(mdata.mod[m])
+    if preprocess:
+        unknown = [m for m in preprocess if m not in mdata.mod]
+        if unknown:
+            raise ConfigError(
+                f"{option}.preprocess",
+                f"names {unknown}, which are not modalities of the data ({list(mdata.mod)}; "
+                "choose them with `modalities:`).",
+            )
+        mods = {
+            m: preprocess_modality(mdata.mod[m], preprocess[m], option=f"{option}.preprocess.{m}")
+            if m in preprocess
+            else mdata.mod[m]
+            for m in mdata.mod
+        }
+        mdata = _make_mudata(mods, uns=copy.deepcopy(dict(mdata.uns)))
     for m in mdata.mod:
         adata = mdata.mod[m]
         if sparse.issparse(adata.X):
@@ -221,8 +294,6 @@ def split_heldout_labels(
     -------
     ``(train, test)``.
     """
-    from ..data._split import _stratified_mask
-
     names = list(mdata.mod)
     a, b = (mdata.mod[m] for m in names)
     pid_a, pid_b = a.obs["pair_id"].to_numpy(), b.obs["pair_id"].to_numpy()
@@ -324,8 +395,6 @@ def iter_splits(
     ------
     :class:`Split`
     """
-    from ..data import split_weakly_paired
-
     if protocol == "heldout_cells":
         train, test = split_weakly_paired(mdata, label_key, test_size=test_size, seed=seed)
         yield Split(protocol, 0, train, test, {"n_test": test.mod[next(iter(test.mod))].n_obs})
@@ -340,3 +409,55 @@ def iter_splits(
             yield Split(protocol, int(f), train, test, info)
     else:
         raise KeyError(f"Unknown protocol {protocol!r}; known: 'heldout_cells', 'heldout_labels'.")
+
+
+def load_dataset_config(dataset: DatasetConfig, setting: str, seed: int) -> md.MuData:
+    """Load one dataset of a configuration for one setting and seed.
+
+    Errors name the option they concern: a modality missing from the data names
+    ``datasets.<name>.modalities``, a wrong label column ``datasets.<name>.label_key``, a
+    failing loader ``datasets.<name>.loader`` (:class:`~groove_sc.benchmark.ConfigError`).
+
+    Parameters
+    ----------
+    dataset
+        The dataset's configuration.
+    setting
+        Name of the setting (a key of ``dataset.settings``).
+    seed
+        Seed of the run (the data seed when ``dataset.data_seed == "run"``).
+
+    Returns
+    -------
+    The jointly measured MuData.
+    """
+    data_seed = seed if dataset.data_seed == "run" else int(dataset.data_seed)
+    where = f"datasets.{dataset.name}"
+    try:
+        mdata = load_dataset(
+            dataset.loader,
+            label_key=dataset.label_key,
+            params=dataset.params,
+            setting=dataset.settings[setting],
+            seed=data_seed,
+            subsample_per_label=dataset.subsample_per_label,
+            log1p=dataset.log1p,
+            modalities=dataset.modalities,
+            preprocess=dataset.preprocess,
+            option=where,
+        )
+    except ConfigError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip("'\"")
+        option = "modalities" if "modalities" in text else "loader"
+        raise ConfigError(f"{where}.{option}", f"{type(exc).__name__}: {text}") from exc
+    for key, name in ((dataset.label_key, "label_key"), (dataset.eval_label_key, "eval_label_key")):
+        for m in mdata.mod:
+            if key not in mdata.mod[m].obs:
+                raise ConfigError(
+                    f"{where}.{name}",
+                    f"{key!r} is not a column of modality {m!r} .obs (available: "
+                    f"{list(map(str, mdata.mod[m].obs.columns))}).",
+                )
+    return mdata

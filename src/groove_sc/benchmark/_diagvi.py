@@ -6,7 +6,7 @@ through a guidance graph of corresponding features and aligns the two latent dis
 an unbalanced Sinkhorn divergence between mini-batches. Labels, when given, feed a classifier
 head per modality (and optionally a mixture prior per modality); they never restrict which cells
 are aligned to which. The guidance graph needs feature links between the modalities: without
-them the learner does not apply (:class:`~groove_sc.benchmark._learners.LearnerNotApplicable`).
+them the learner does not apply (:class:`~groove_sc.benchmark.LearnerNotApplicable`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
-from ._learners import LEARNERS, Learner, LearnerNotApplicable, _dense, _Standardiser
+from ._learner import (
+    Learner,
+    LearnerNotApplicable,
+    dense_features,
+    register_learner,
+    standardiser,
+)
 
 __all__ = [
     "DIAGVI_INSTALL",
@@ -183,7 +189,7 @@ class DiagviLearner(Learner):
     ``get_latent_representation`` returns; in scvi-tools 1.4.3 that method returns one sample).
 
     Without feature links :meth:`fit` raises
-    :class:`~groove_sc.benchmark._learners.LearnerNotApplicable`, recorded by the benchmark as
+    :class:`~groove_sc.benchmark.LearnerNotApplicable`, recorded by the benchmark as
     ``not_applicable`` rows with the reason; where DIAGVI cannot be imported it raises
     :class:`DiagviUnavailableError` with the install command (``failed`` rows).
 
@@ -301,13 +307,13 @@ class DiagviLearner(Learner):
         self.links = links
         self.scalers, adatas = {}, {}
         for m in self.modalities:
-            x = _dense(train.mod[m].X)
-            self.scalers[m] = _Standardiser(x)
+            x = dense_features(train.mod[m].X)
+            self.scalers[m] = standardiser(x)
             obs = pd.DataFrame(index=train.mod[m].obs_names.copy())
             if p["use_labels"]:
                 obs[label_key] = train.mod[m].obs[label_key].astype(str).astype("category")
             adatas[m] = AnnData(
-                X=self.scalers[m](x).astype(np.float32),
+                X=self.scalers[m].transform(x).astype(np.float32),
                 obs=obs,
                 var=pd.DataFrame(index=train.mod[m].var_names.astype(str)),
             )
@@ -374,7 +380,7 @@ class DiagviLearner(Learner):
         device = next(module.parameters()).device
         out = {}
         for m in self.modalities:
-            x = self.scalers[m](_dense(mdata.mod[m].X)).astype(np.float32)
+            x = self.scalers[m].transform(dense_features(mdata.mod[m].X)).astype(np.float32)
             chunks = []
             for start in range(0, len(x), 4096):
                 xt = torch.as_tensor(x[start : start + 4096], device=device)
@@ -387,4 +393,4 @@ class DiagviLearner(Learner):
         return out
 
 
-LEARNERS["diagvi"] = lambda name, **params: DiagviLearner(name, **params)
+register_learner("diagvi", DiagviLearner, ignored_defaults={"likelihood"})

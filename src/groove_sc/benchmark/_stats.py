@@ -6,6 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import wilcoxon
+
+from .._results import (
+    FACETS,
+    LOWER_IS_BETTER,
+    _normalise,
+    lower_is_better,
+    mean_and_se,
+    per_seed_values,
+)
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -17,40 +27,18 @@ __all__ = [
     "wilcoxon_vs_best",
 ]
 
-#: Substrings of metric names for which lower values are better.
-LOWER_IS_BETTER = ("foscttm", "mse", "seconds")
-FACETS = ["dataset", "setting", "protocol"]
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether lower values of ``metric`` are better (FOSCTTMs, MSE, time)."""
-    return any(s in metric for s in LOWER_IS_BETTER)
-
 
 def _ok(results: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
-    df = results
-    if "status" in df.columns:
-        df = df[df["status"].fillna("ok") == "ok"]
-    if metric is not None:
-        if metric == "seconds":
-            df = df.drop_duplicates([*FACETS, "fold", "learner", "aligner", "seed"]).assign(
-                metric="seconds", value=lambda x: x["seconds"]
-            )
-        else:
-            df = df[df["metric"] == metric]
-    df = df.copy()
-    for col in FACETS:
-        if col not in df.columns:
-            df[col] = ""
-        df[col] = df[col].fillna("").astype(str)
-    if "fold" not in df.columns:
-        df["fold"] = 0
-    return df
-
-
-def _per_seed(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One value per seed: folds (and repeated rows) averaged."""
-    return df.groupby([*keys, "seed"], sort=False, observed=True)["value"].mean().reset_index()
+    """The ``ok`` rows of one metric (``"seconds"``: one time per cell), facets filled."""
+    df = _normalise(results)
+    df = df[df["status"] == "ok"] if "status" in df.columns else df
+    if metric == "seconds":
+        df = df.drop_duplicates([*FACETS, "fold", "learner", "aligner", "seed"]).assign(
+            metric="seconds", value=lambda x: x["seconds"]
+        )
+    elif metric is not None:
+        df = df[df["metric"] == metric]
+    return df.copy()
 
 
 def summarize(
@@ -86,15 +74,11 @@ def summarize(
     by = list(by)
     out = []
     for metric in metrics:
-        df = _ok(results, metric)
-        per_seed = _per_seed(df, by)
-        g = per_seed.groupby(by, sort=False, observed=True)["value"]
-        s = g.agg(mean="mean", sd=lambda v: v.std(ddof=1), n_seeds="count").reset_index()
-        s["se"] = s["sd"] / np.sqrt(s["n_seeds"].where(s["n_seeds"] > 1))
+        s = mean_and_se(per_seed_values(_ok(results, metric), by), by)
         s["metric"] = metric
         if "status" in results.columns:
             sub = results if metric == "seconds" else results[results["metric"] == metric]
-            sub = _ok_cols(sub)
+            sub = _normalise(sub)
             failed = (
                 sub[sub["status"] == "failed"]
                 .groupby(by, sort=False, observed=True)["seed"]
@@ -108,15 +92,6 @@ def summarize(
             s["n_failed"] = 0
         out.append(s[[*by, "metric", "mean", "se", "n_seeds", "n_failed"]])
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
-
-
-def _ok_cols(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-    for col in FACETS:
-        if col not in df.columns:
-            df[col] = ""
-        df[col] = df[col].fillna("").astype(str)
-    return df
 
 
 def wilcoxon_vs_best(
@@ -159,10 +134,10 @@ def wilcoxon_vs_best(
     DataFrame with ``by``, ``metric``, ``learner``, ``mean``, ``best_other``,
     ``best_other_mean``, ``difference`` (learner minus best other), ``n_pairs``,
     ``n_learner_better``, ``statistic``, ``p_value``, ``min_p_value`` (the smallest p-value
-    attainable with ``n_pairs``) and ``learner_better`` (mean better, whatever the p-value).
+    attainable with ``n_pairs``), ``degenerate`` (every difference is zero, e.g. the
+    ``uniform`` aligner, which depends on the labels only: no test was run and ``p_value`` is
+    1) and ``learner_better`` (mean better, whatever the p-value).
     """
-    from scipy.stats import wilcoxon
-
     df = _ok(results, metric)
     by = list(by)
     lower = lower_is_better(metric)
@@ -210,6 +185,7 @@ def wilcoxon_vs_best(
                 "statistic": stat,
                 "p_value": p,
                 "min_p_value": float(min(1.0, 2.0 / 2**nz)) if nz else np.nan,
+                "degenerate": nz == 0,
                 "learner_better": bool(
                     (wide[learner].mean() < means[best])
                     if lower

@@ -9,6 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._results import lower_is_better
+from ..data import split_weakly_paired
+from ..ot._threads import torch_threads
+from ..train._quiet import quiet_training_logs
+from ._data import load_dataset
+from ._groove import GrooveLearner
+from ._scoring import align_coupling, latent_metrics, score_coupling, workspace
+
 __all__ = ["plot_landscape", "tune"]
 
 _SIM = {"n_perturbations": 20, "cells_per_perturbation": 60}
@@ -34,12 +42,6 @@ def _evaluate(
     learner_kwargs: Mapping[str, Any],
     aligner: Mapping[str, Any],
 ) -> dict[str, float]:
-    from ..data import split_weakly_paired
-    from ..tl import align
-    from ._data import load_dataset
-    from ._learners import GrooveLearner
-    from ._run import _KEY, _latent_metrics, score_coupling
-
     per = []
     for d in datasets:
         for seed in seeds:
@@ -55,20 +57,13 @@ def _evaluate(
             learner = GrooveLearner("groove", **{**learner_kwargs, "beta": beta, "tau": tau})
             learner.fit(train, d["label_key"], seed)
             emb = learner.transform(test)
-            for m, z in emb.items():
-                test.mod[m].obsm["X_tune"] = z
-            a, b = list(test.mod)
-            align(
-                test,
-                source=a,
-                target=b,
-                group_key=d["label_key"],
-                use_rep="X_tune",
-                key_added=_KEY,
-                **{"method": "sinkhorn", **dict(aligner)},
+            coupling, _ = align_coupling(
+                workspace(test, {"X_tune": emb}),
+                label_key=d["label_key"],
+                params={"method": "sinkhorn", "use_rep": "X_tune", **dict(aligner)},
             )
-            values = score_coupling(test, label_key=d["label_key"])
-            values.update(_latent_metrics(emb, test, d["label_key"]))
+            values = score_coupling(test, coupling, label_key=d["label_key"])
+            values.update(latent_metrics(emb, test, d["label_key"]))
             values["dataset"] = d["name"]
             per.append(values)
     df = pd.DataFrame(per)
@@ -147,9 +142,6 @@ def tune(
         raise ImportError(
             "groove_sc.benchmark.tune needs Optuna: pip install 'groove-sc[tune]'"
         ) from exc
-    from ._run import _quiet, _threads
-    from ._stats import lower_is_better
-
     datasets = list(datasets) if datasets is not None else _default_datasets(shared_fractions)
     learner_kwargs = dict(learner_kwargs or {})
     aligner = dict(aligner or {})
@@ -176,7 +168,7 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = "minimize" if lower_is_better(objective) else "maximize"
     study = optuna.create_study(direction=direction, sampler=sampler)
-    with _threads(1), _quiet():
+    with torch_threads(1), quiet_training_logs():
         study.optimize(fn, n_trials=n_trials, show_progress_bar=progress)
     return pd.DataFrame(records)
 
@@ -210,8 +202,6 @@ def plot_landscape(
     The matplotlib Figure.
     """
     import matplotlib.pyplot as plt
-
-    from ._stats import lower_is_better
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.9), squeeze=False)
     x = np.log10(trials["beta"].to_numpy(dtype=float))

@@ -1,14 +1,20 @@
-"""A VAE per modality with an adversarial modality classifier (MultiVI-like), pure torch."""
+"""A VAE per modality with an adversarial modality classifier (MultiVI-like), as a learner."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mudata import MuData
 from scvi.nn import Encoder, FCLayers
 from torch import nn
+
+from ._learner import Learner, dense_features, register_learner, standardiser
+
+__all__ = ["AdversarialVAE", "AdversarialVAELearner", "train_adversarial_vae"]
 
 
 class AdversarialVAE(nn.Module):
@@ -168,3 +174,105 @@ def train_adversarial_vae(
             history.append(parts)
     module.eval()
     return history
+
+
+class AdversarialVAELearner(Learner):
+    """A VAE per modality with an adversarial modality classifier (MultiVI-like, no labels).
+
+    Inputs are the features standardised per modality on the training cells. See
+    :class:`~groove_sc.benchmark._vae.AdversarialVAE`.
+
+    Parameters
+    ----------
+    name
+        Name in the results table.
+    n_latent, n_hidden, n_layers, dropout_rate
+        Architecture.
+    max_epochs, n_steps, batch_size
+        Training length: ``n_steps`` steps, or ``max_epochs`` epochs of
+        ``ceil(max(n_a, n_b) / batch_size)`` steps.
+    lr, kl_weight, adversarial_weight
+        Optimisation and loss weights.
+    """
+
+    def __init__(
+        self,
+        name: str | None = "vae_adversarial",
+        *,
+        n_latent: int = 16,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+        max_epochs: int = 100,
+        n_steps: int | None = None,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        kl_weight: float = 1.0,
+        adversarial_weight: float = 1.0,
+    ):
+        super().__init__(
+            name,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            max_epochs=max_epochs,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            lr=lr,
+            kl_weight=kl_weight,
+            adversarial_weight=adversarial_weight,
+        )
+
+    def _fit(self, train: MuData, label_key: str, seed: int) -> None:
+        p = self.params
+        xs = [dense_features(train.mod[m].X) for m in self.modalities]
+        self.scalers = [standardiser(x) for x in xs]
+        n_steps = p["n_steps"]
+        if n_steps is None:
+            n_max = max(len(x) for x in xs)
+            n_steps = p["max_epochs"] * max(1, math.ceil(n_max / p["batch_size"]))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.module = AdversarialVAE(
+                [x.shape[1] for x in xs],
+                n_latent=p["n_latent"],
+                n_hidden=p["n_hidden"],
+                n_layers=p["n_layers"],
+                dropout_rate=p["dropout_rate"],
+            )
+        self.history = train_adversarial_vae(
+            self.module,
+            [s.transform(x) for s, x in zip(self.scalers, xs)],
+            n_steps=int(n_steps),
+            batch_size=p["batch_size"],
+            lr=p["lr"],
+            kl_weight=p["kl_weight"],
+            adversarial_weight=p["adversarial_weight"],
+            seed=seed,
+        )
+
+    @torch.inference_mode()
+    def _transform(self, mdata: MuData) -> dict[str, np.ndarray]:
+        self.module.eval()
+        out = {}
+        for i, m in enumerate(self.modalities):
+            x = self.scalers[i].transform(dense_features(mdata.mod[m].X))
+            x = torch.as_tensor(x, dtype=torch.float32)
+            out[m] = self.module.encode(x, i)[0].numpy()  # posterior mean
+        return out
+
+    can_translate = True
+
+    @torch.inference_mode()
+    def translate(self, mdata: MuData, source: str, target: str) -> np.ndarray:
+        """Decode the posterior mean of each source cell with the target's decoder."""
+        s, t = self.modalities.index(source), self.modalities.index(target)
+        self.module.eval()
+        x = self.scalers[s].transform(dense_features(mdata.mod[source].X))
+        x = torch.as_tensor(x, dtype=torch.float32)
+        y = self.module.decoders[t](self.module.encode(x, s)[0]).numpy()
+        return y * self.scalers[t].scale_ + self.scalers[t].mean_
+
+
+register_learner("vae_adversarial", AdversarialVAELearner, ignored_defaults={"kl_weight"})

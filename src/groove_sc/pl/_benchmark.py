@@ -10,15 +10,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._results import FACETS, RESULT_COLUMNS, mean_and_se, per_seed_values
+from .._results import lower_is_better as lower_better
 from ._utils import default_palette, finish, legend_columns, new_axes
 
 __all__ = ["benchmark"]
-
-#: Columns of the tidy table written by ``groove_sc.benchmark``.
-RESULT_COLUMNS = ("dataset", "setting", "protocol", "learner", "aligner", "seed", "metric", "value")
-_FACETS = ("dataset", "setting", "protocol")
-#: Substrings of metric names for which lower values are better.
-_LOWER_IS_BETTER = ("foscttm", "mse", "error", "seconds", "time", "memory")
 
 
 def _summarize(
@@ -61,20 +57,13 @@ def _summarize(
     n_seeds and n_failed.
     """
     df = _select(results, metric, dataset, setting, protocol, learners, aligners)
-    keys = [*_FACETS, "learner", "aligner"]
-    per_seed = (
-        df.groupby([*keys, "seed"], sort=False, observed=True)
-        .agg(value=("value", "mean"), failed=("_failed", "any"))
-        .reset_index()
-    )
-    grouped = per_seed.groupby(keys, sort=False, observed=True)
-    out = grouped["value"].agg(
-        mean="mean",
-        se=lambda v: v.std(ddof=1) / np.sqrt(v.notna().sum()) if v.notna().sum() > 1 else np.nan,
-        n_seeds=lambda v: int(v.notna().sum()),
-    )
-    out["n_failed"] = grouped["failed"].sum().astype(int)
-    return out.reset_index()
+    keys = [*FACETS, "learner", "aligner"]
+    out = mean_and_se(per_seed_values(df, keys), keys)
+    failed = df.groupby([*keys, "seed"], sort=False, observed=True)["_failed"].any()
+    n_failed = failed.groupby(keys, sort=False, observed=True).sum().rename("n_failed")
+    out = out.merge(n_failed.reset_index(), on=keys, how="left")
+    out["n_failed"] = out["n_failed"].fillna(0).astype(int)
+    return out
 
 
 def benchmark(
@@ -172,14 +161,14 @@ def benchmark(
         aligners=aligners,
     )
     if lower_is_better is None:
-        lower_is_better = any(s in metric.lower() for s in _LOWER_IS_BETTER)
+        lower_is_better = lower_better(metric)
     row_order = list(dict.fromkeys(summary["learner"]))
     col_order = list(dict.fromkeys(summary["aligner"]))
     if learners:
         row_order = [str(x) for x in learners if str(x) in set(row_order)]
     if aligners:
         col_order = [str(x) for x in aligners if str(x) in set(col_order)]
-    panels = list(summary.groupby(list(_FACETS), sort=False, observed=True))
+    panels = list(summary.groupby(list(FACETS), sort=False, observed=True))
     if kind == "heatmap":
         size = (1.25 * len(col_order) + 2.6, 0.55 * len(row_order) + 1.6)
     else:
@@ -229,7 +218,7 @@ def _select(
             f"columns {list(RESULT_COLUMNS)}."
         )
     df = results.copy()
-    for col in _FACETS:
+    for col in FACETS:
         if col not in df.columns:
             df[col] = ""
         df[col] = df[col].fillna("").astype(str)
@@ -245,7 +234,7 @@ def _select(
         ok = np.ones(len(df), dtype=bool)
     if metric == "seconds":
         # one run time per run (the table repeats it on every metric row of the run)
-        keys = [*_FACETS, "learner", "aligner", "seed"] + (["fold"] if "fold" in df else [])
+        keys = [*FACETS, "learner", "aligner", "seed"] + (["fold"] if "fold" in df else [])
         df["value"] = np.where(ok, pd.to_numeric(df["seconds"], errors="coerce"), np.nan)
         df = df.drop_duplicates(keys)[[*keys, "value", "_failed"]]
     else:

@@ -309,8 +309,62 @@ def matching_metrics(
         group_key = recorded_label_key(mdata)
         if group_key not in src.obs or group_key not in tgt.obs:
             group_key = None
-    ids_s = obs_strings(src, truth_key, "truth_key", source)
-    ids_t = obs_strings(tgt, truth_key, "truth_key", target)
+    lkey = label_key or group_key
+    return coupling_metrics(
+        t,
+        obs_strings(src, truth_key, "truth_key", source),
+        obs_strings(tgt, truth_key, "truth_key", target),
+        groups=None
+        if group_key is None
+        else (
+            obs_strings(src, group_key, "group_key", source),
+            obs_strings(tgt, group_key, "group_key", target),
+        ),
+        reps=(_rep(src, use_rep), _rep(tgt, use_rep)),
+        labels=None
+        if lkey is None
+        else (
+            obs_strings(src, lkey, "label_key", source),
+            obs_strings(tgt, lkey, "label_key", target),
+        ),
+        truth_key=truth_key,
+        names=(source, target),
+    )
+
+
+def coupling_metrics(
+    t: sp.csr_matrix,
+    ids_s: np.ndarray,
+    ids_t: np.ndarray,
+    *,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
+    reps: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    labels: tuple[np.ndarray, np.ndarray] | None = None,
+    truth_key: str = "pair_id",
+    names: tuple[str, str] = ("source", "target"),
+) -> dict[str, float]:
+    """The metrics of :func:`matching_metrics` on arrays (the core it wraps).
+
+    Parameters
+    ----------
+    t
+        Coupling, source x target (CSR).
+    ids_s, ids_t
+        Pair identifiers of the source and target cells (strings, ``None`` where missing).
+    groups
+        Labels (source, target) of the uniform reference, or ``None`` to skip it.
+    reps
+        Representations (source, target) for the FOSCTTMs (``None``: NaN).
+    labels
+        Labels (source, target) for the label transfer accuracy, or ``None`` (NaN).
+    truth_key, names
+        The pair identifier's column and the modality names, for error messages.
+
+    Returns
+    -------
+    Dict of floats as :func:`matching_metrics` describes.
+    """
+    source, target = names
     partner = partners(ids_s, ids_t, truth_key, target)
     paired = np.flatnonzero(partner >= 0)
     if paired.size < 2:
@@ -328,9 +382,8 @@ def matching_metrics(
         "trace_uniform": float("nan"),
         "trace_ratio": float("nan"),
     }
-    if group_key is not None:
-        ls = obs_strings(src, group_key, "group_key", source)
-        lt = obs_strings(tgt, group_key, "group_key", target)
+    if groups is not None:
+        ls, lt = groups
         counts = pd.Series(lt[[v is not None for v in lt]]).value_counts()
         lp = ls[paired]
         same = np.array(
@@ -342,7 +395,7 @@ def matching_metrics(
             out["trace_uniform"] = float((mass[paired] * share).sum() / mp)
             if out["trace_uniform"] > 0:
                 out["trace_ratio"] = out["trace"] / out["trace_uniform"]
-    zs, zt = _rep(src, use_rep), _rep(tgt, use_rep)
+    zs, zt = reps
     out["foscttm"] = float("nan")
     if zs is not None and zt is not None and zs.shape[1] == zt.shape[1]:
         out["foscttm"] = foscttm(zs[paired], zt[partner[paired]])
@@ -352,11 +405,9 @@ def matching_metrics(
         if keep.size >= 2:
             proj, _ = barycentric_projection(t[keep], zt)
             out["foscttm_barycentric"] = foscttm(proj, zt[partner[keep]])
-    lkey = label_key or group_key
     out["label_transfer_accuracy"] = float("nan")
-    if lkey is not None:
-        ls = obs_strings(src, lkey, "label_key", source)
-        lt = obs_strings(tgt, lkey, "label_key", target)
+    if labels is not None:
+        ls, lt = labels
         cats = pd.Index(sorted({v for v in np.concatenate([ls, lt]) if v is not None}))
         codes_t = cats.get_indexer(lt.astype(str))
         codes_t[[v is None for v in lt]] = -1
