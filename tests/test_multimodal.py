@@ -562,3 +562,18 @@ def test_three_modalities_label_in_one_modality_warns_and_trains():
     model = GROOVE(mdata, n_hidden=8, n_latent=3)
     model.train(max_epochs=1, **QUIET)
     assert np.isfinite(model.history["groupclip_train"].to_numpy(dtype=float)).all()
+
+
+def test_from_anndatas_three_modalities_prefixes_shared_names():
+    sim = gs.datasets.simulate(
+        n_modalities=3, n_perturbations=3, cells_per_perturbation=4, n_features=5, seed=0
+    )
+    adatas = {m: sim.mod[m].copy() for m in MODS}
+    adatas["protein"].obs_names = [f"p{i}" for i in range(adatas["protein"].n_obs)]
+    with pytest.warns(UserWarning, match="more than one of the modalities"):
+        mdata = gs.data.from_anndatas(adatas)
+    assert list(mdata.mod) == MODS
+    assert mdata.n_obs == 3 * 12
+    assert mdata.mod["protein"].obs_names[0] == "protein:p0"
+    with pytest.raises(ValueError, match="at least two"):
+        gs.data.from_anndatas({"rna": adatas["rna"]})

@@ -82,17 +82,17 @@ def from_anndatas(
     *,
     label_key: str | None = "perturbation",
 ) -> md.MuData:
-    """Build a weakly paired MuData from two AnnData objects measured in different cells.
+    """Build a weakly paired MuData from AnnData objects (two or more) measured in different cells.
 
     Each AnnData is copied (the inputs are never modified, views are materialised). MuData treats
     equal ``obs_names`` in different modalities as the *same* cell, which is wrong for weakly
-    paired data; so when any observation name occurs in both modalities, every modality's
+    paired data; so when any observation name occurs in two modalities, every modality's
     ``obs_names`` are prefixed with the modality name (``"rna:cell1"``) and a warning says so.
 
     Parameters
     ----------
     adatas
-        Mapping of exactly two modality names to AnnData objects (cells x features). The two
+        Mapping of two (or more) modality names to AnnData objects (cells x features). The
         objects hold different cells; the only link between them is the label column.
     label_key
         Column of each ``.obs`` holding the group (perturbation) label. It must exist in both
@@ -100,14 +100,14 @@ def from_anndatas(
 
     Returns
     -------
-    MuData with the two modalities, in the order of ``adatas``.
+    MuData with the modalities, in the order of ``adatas``.
 
     Raises
     ------
     TypeError
         If ``adatas`` is not a mapping of names to AnnData objects.
     ValueError
-        If there are not exactly two modalities, or ``obs_names`` are not unique within a
+        If there are fewer than two modalities, or ``obs_names`` are not unique within a
         modality.
     KeyError
         If ``label_key`` is missing from a modality's ``obs``.
@@ -116,9 +116,10 @@ def from_anndatas(
         raise TypeError(
             f"`adatas` must be a mapping of modality name to AnnData, got {type(adatas).__name__}."
         )
-    if len(adatas) != 2:
+    if len(adatas) < 2:
         raise ValueError(
-            f"`adatas` must hold exactly two modalities, got {len(adatas)}: {list(adatas)}."
+            "`adatas` must hold at least two modalities (exactly two, or more), got "
+            f"{len(adatas)}: {list(adatas)}."
         )
     mods: dict[str, ad.AnnData] = {}
     for name, adata in adatas.items():
@@ -136,10 +137,17 @@ def from_anndatas(
         mods[name] = adata.copy()
 
     names = list(mods)
-    shared = mods[names[0]].obs_names.intersection(mods[names[1]].obs_names)
+    if len(names) == 2:
+        shared = mods[names[0]].obs_names.intersection(mods[names[1]].obs_names)
+        where = "both modalities"
+    else:
+        every = np.concatenate([mods[n].obs_names.to_numpy().astype(str) for n in names])
+        values, counts = np.unique(every, return_counts=True)
+        shared = values[counts > 1]
+        where = "more than one of the modalities"
     if len(shared) > 0:
         warnings.warn(
-            f"{len(shared)} obs_names occur in both modalities {names} (e.g. {shared[0]!r}); "
+            f"{len(shared)} obs_names occur in {where} {names} (e.g. {shared[0]!r}); "
             "MuData would treat them as the same cell. Prefixing obs_names with the modality "
             "name (e.g. 'rna:cell1').",
             UserWarning,
