@@ -63,11 +63,14 @@ def _registry_key(modality: str, what: str) -> str:
 class GROOVE(BaseModelClass):
     """GROOVE: group contrastive learning for weakly paired multimodal data (Gorla et al. 2026).
 
-    Two modalities measured in different cells, linked only by a perturbation label, are
-    embedded into one latent space by one encoder/decoder per modality. Training alternates
-    two optimiser steps per mini-batch: reconstruction plus ``beta`` times the GroupCLIP loss
-    (positives are the other modality's cells with the same label), then ``alpha`` times the
-    backtranslation loss (A -> B -> A and B -> A -> B through pseudo-samples).
+    Two (or more) modalities measured in different cells, linked only by a perturbation
+    label, are embedded into one latent space by one encoder/decoder per modality. Training
+    alternates two optimiser steps per mini-batch: reconstruction plus ``beta`` times the
+    GroupCLIP loss (positives are the other modality's cells with the same label), then
+    ``alpha`` times the backtranslation loss (A -> B -> A and B -> A -> B through
+    pseudo-samples). With three or more modalities GroupCLIP is the mean over the pairs of
+    modalities and backtranslation runs through every ordered pair (``docs/method.md``,
+    "Three or more modalities").
 
     Parameters
     ----------
@@ -86,7 +89,7 @@ class GROOVE(BaseModelClass):
         denoising augmentation against memorising the training cells); ``0`` turns it off.
     likelihood
         ``"gaussian"`` (normalised features; standardised internally, MSE) or ``"nb"``
-        (raw counts, negative binomial); one value for both modalities or a dict
+        (raw counts, negative binomial); one value for all modalities or a dict
         ``{modality: likelihood}``.
     beta
         Weight of the GroupCLIP loss (0: no GroupCLIP, an ablation).
@@ -599,7 +602,8 @@ class GROOVE(BaseModelClass):
         epoch, every scored validation cell of modality A takes the majority label of its
         15 nearest training cells of modality B in the latent space (and B's cells those of
         A; :func:`~groove_sc.train.knn_label_transfer`); ``label_transfer_validation`` is
-        the mean of the two directions' accuracies. ``label_transfer_train`` is the same for
+        the mean of the two directions' accuracies (with three or more modalities, of every
+        ordered pair of modalities). ``label_transfer_train`` is the same for
         a sample of training cells of the same size: a gap between the two is memorisation.
         The reference is a fixed sample of at most 5000 training cells per modality; cells
         whose label the other modality lacks are not scored. With ``n`` validation cells per
