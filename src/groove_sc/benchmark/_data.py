@@ -36,26 +36,17 @@ LOADERS = ("simulate", "snareseq", "citeseq_pbmc", "papalexi_two_view", "h5mu")
 
 @dataclass
 class Split:
-    """One train/test split of a protocol.
+    """One train/test split of a protocol: weakly paired training cells, paired test cells."""
 
-    Attributes
-    ----------
-    protocol
-        ``"heldout_cells"`` or ``"heldout_labels"``.
-    fold
-        Fold index (``heldout_labels``), 0 for ``heldout_cells``.
-    train
-        Weakly paired training MuData (different cells per modality).
-    test
-        Paired test MuData (row ``i`` of each modality is the same cell).
-    info
-        Extra information (held-out labels, sizes).
-    """
-
+    #: ``"heldout_cells"`` or ``"heldout_labels"``
     protocol: str
+    #: fold index (``heldout_labels``), 0 for ``heldout_cells``
     fold: int
+    #: weakly paired training MuData (different cells per modality)
     train: md.MuData
+    #: paired test MuData (row ``i`` of each modality is the same cell)
     test: md.MuData
+    #: extra information (held-out labels, sizes)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -349,12 +340,10 @@ def split_heldout_labels(
         "modalities": names,
         "n_test": int(test_a.size),
     }
-    out = []
-    for mods, role in ((train_mods, "train"), (test_mods, "test")):
-        uns = copy.deepcopy(dict(mdata.uns))
-        uns["split"] = {**record, "role": role}
-        out.append(_make_mudata(mods, uns=uns))
-    return out[0], out[1]
+    uns = copy.deepcopy(dict(mdata.uns))
+    train = _make_mudata(train_mods, uns={**uns, "split": {**record, "role": "train"}})
+    test = _make_mudata(test_mods, uns={**copy.deepcopy(uns), "split": {**record, "role": "test"}})
+    return train, test
 
 
 def iter_splits(

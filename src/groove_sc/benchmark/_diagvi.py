@@ -25,10 +25,12 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
+from ..data import default_validation_cells
 from ._learner import (
     Learner,
     LearnerNotApplicable,
     dense_features,
+    options,
     register_learner,
     standardiser,
 )
@@ -253,34 +255,14 @@ class DiagviLearner(Learner):
         plan_kwargs: Mapping[str, Any] | None = None,
         accelerator: str = "cpu",
     ):
-        super().__init__(
-            name,
-            links=links,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            max_epochs=max_epochs,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            lr=lr,
-            validation_size=validation_size,
-            early_stopping=early_stopping,
-            early_stopping_patience=early_stopping_patience,
-            use_labels=use_labels,
-            gmm_prior=gmm_prior,
-            likelihood=likelihood,
-            plan_kwargs=dict(plan_kwargs or {}),
-            accelerator=accelerator,
-        )
+        plan_kwargs = dict(plan_kwargs or {})
+        super().__init__(name, **options(locals()))
         self.model = None
         self.links: pd.DataFrame | None = None
         #: epochs DIAGVI trained for (early stopping may end it before ``max_epochs``)
         self.n_epochs_: int | None = None
 
     def _train_size(self, n_cells: int) -> float:
-        from ..data import default_validation_cells
-
         size = self.params["validation_size"]
         if size is None:
             return 1.0 - default_validation_cells(n_cells) / n_cells

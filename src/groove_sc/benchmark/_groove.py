@@ -11,7 +11,7 @@ import numpy as np
 from mudata import MuData
 
 from ..model import GROOVE
-from ._learner import Learner, register_learner
+from ._learner import Learner, options, register_learner
 
 __all__ = ["GrooveLearner"]
 
@@ -65,21 +65,9 @@ class GrooveLearner(Learner):
         accelerator: str = "cpu",
         **model_kwargs: Any,
     ):
-        super().__init__(
-            name,
-            max_epochs=max_epochs,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            cells_per_label=cells_per_label,
-            lr=lr,
-            validation_size=validation_size,
-            early_stopping=early_stopping,
-            early_stopping_monitor=early_stopping_monitor,
-            early_stopping_patience=early_stopping_patience,
-            accelerator=accelerator,
-            **model_kwargs,
-        )
-        self.model_kwargs = model_kwargs
+        arguments = options(locals())
+        self.model_kwargs = arguments.pop("model_kwargs")
+        super().__init__(name, **arguments, **self.model_kwargs)
         self.model = None
 
     def _fit(self, train: MuData, label_key: str, seed: int) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "LearnerNotApplicable",
     "dense_features",
     "make_learner",
+    "options",
     "register_learner",
     "standardiser",
 ]
@@ -34,6 +35,17 @@ __all__ = [
 def dense_features(x: Any) -> np.ndarray:
     """Cells x features as a dense float64 array (sparse matrices densified)."""
     return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+
+
+def options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A learner's options from the ``locals()`` of its ``__init__`` (``self``, ``name`` out).
+
+    Examples
+    --------
+    >>> def __init__(self, name="mine", *, n_latent=8):
+    ...     super().__init__(name, **options(locals()))
+    """
+    return {k: v for k, v in arguments.items() if k not in ("self", "name", "__class__")}
 
 
 def standardiser(x: np.ndarray) -> StandardScaler:

@@ -9,7 +9,7 @@ from mudata import MuData
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
-from ._learner import Learner, dense_features, register_learner, standardiser
+from ._learner import Learner, dense_features, options, register_learner, standardiser
 
 __all__ = ["PropensityScoreLearner"]
 
@@ -42,7 +42,7 @@ class PropensityScoreLearner(Learner):
         n_pcs: int = 50,
         max_iter: int = 500,
     ):
-        super().__init__(name, C=C, n_pcs=n_pcs, max_iter=max_iter)
+        super().__init__(name, **options(locals()))
 
     def _fit(self, train: MuData, label_key: str, seed: int) -> None:
         labels = [train.mod[m].obs[label_key].astype(str).to_numpy() for m in self.modalities]

@@ -38,9 +38,11 @@ __all__ = [
     "SPACE_METRICS",
     "TRAIN_REFERENCE_METRICS",
     "align_coupling",
+    "decoder_metrics",
     "equals_labels_only",
     "eval_matrix",
     "latent_metrics",
+    "row_metrics",
     "score_coupling",
     "score_translation",
     "workspace",
@@ -97,6 +99,44 @@ SPACE_METRICS = [
     "impute_pearson_feature",
     "impute_mse",
 ]
+
+
+def row_metrics(
+    shared_space: bool,
+    extra_eval_spaces: Sequence[str] = (),
+    protocol: str | None = None,
+    fit_metrics: Sequence[str] = (),
+) -> list[str]:
+    """The metrics of a coupling row of one fit, in order.
+
+    Parameters
+    ----------
+    shared_space
+        The learner embeds both modalities in one space (adds the :data:`LATENT_METRICS`).
+    extra_eval_spaces
+        Extra spaces of the :data:`SPACE_METRICS` (``"<metric>@<space>"``).
+    protocol
+        ``"heldout_labels"`` drops the :data:`TRAIN_REFERENCE_METRICS`; ``None`` (a fit that
+        failed) keeps them.
+    fit_metrics
+        Scores the fit reported about itself (those of :data:`FIT_METRICS` are added).
+
+    Returns
+    -------
+    Metric names.
+    """
+    extra = [f"{m}@{sp}" for sp in extra_eval_spaces for m in SPACE_METRICS]
+    out = list(COUPLING_METRICS) + extra + (list(LATENT_METRICS) if shared_space else [])
+    if shared_space and protocol is not None and protocol != "heldout_cells":
+        out = [m for m in out if m not in TRAIN_REFERENCE_METRICS]
+    return out + [m for m in FIT_METRICS if m in fit_metrics]
+
+
+def decoder_metrics(metrics: Sequence[str]) -> list[str]:
+    """The metrics of a ``decoder`` row: :data:`DECODER_METRICS` and the latent ones."""
+    return DECODER_METRICS + [m for m in metrics if m in LATENT_METRICS]
+
+
 #: Key of the coupling in the private workspace of :func:`align_coupling`.
 _KEY = "benchmark_coupling"
 

@@ -249,19 +249,8 @@ def rank_learners(results: pd.DataFrame, metric: str) -> pd.DataFrame:
 def rank_aligners(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Rank the aligners by ``metric``, within each dataset, setting, protocol and learner.
 
-    As :func:`rank_learners`, with the roles of learner and aligner swapped.
-
-    Parameters
-    ----------
-    results
-        The tidy table.
-    metric
-        Metric to rank by.
-
-    Returns
-    -------
-    DataFrame sorted by mean rank: ``metric``, ``aligner``, ``mean_rank``, ``n_wins``,
-    ``n_comparisons``, ``mean_value``.
+    As :func:`rank_learners` (same arguments; the table has ``aligner`` where that one has
+    ``learner``), with the roles of learner and aligner swapped.
     """
     return _rank(results, metric, "aligner", [*FACETS, "learner"])
 

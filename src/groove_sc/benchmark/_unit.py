@@ -15,17 +15,13 @@ from ._config import BenchmarkConfig, DatasetConfig
 from ._data import Split
 from ._learner import Learner, LearnerNotApplicable, make_learner
 from ._scoring import (
-    COUPLING_METRICS,
-    DECODER_METRICS,
-    FIT_METRICS,
-    LATENT_METRICS,
     SELECTION_METRICS,
-    SPACE_METRICS,
-    TRAIN_REFERENCE_METRICS,
     align_coupling,
+    decoder_metrics,
     equals_labels_only,
     label_transfer_vs_training,
     latent_metrics,
+    row_metrics,
     score_coupling,
     score_translation,
     selection_values,
@@ -66,11 +62,6 @@ class Fit:
     metrics: list[str] = field(default_factory=list)
 
 
-def _coupling_metrics(learner: Learner, dataset: DatasetConfig) -> list[str]:
-    extra = [f"{m}@{sp}" for sp in dataset.extra_eval_spaces for m in SPACE_METRICS]
-    return list(COUPLING_METRICS) + extra + (list(LATENT_METRICS) if learner.shared_space else [])
-
-
 def fit_learner(learner: Learner, split: Split, dataset: DatasetConfig, seed: int) -> Fit:
     """Fit a learner on the split's training cells and embed its test cells.
 
@@ -84,7 +75,6 @@ def fit_learner(learner: Learner, split: Split, dataset: DatasetConfig, seed: in
     for m, z in emb.items():
         if not np.isfinite(z).all():
             raise FloatingPointError(f"embedding of {m!r} has non-finite values")
-    metrics = _coupling_metrics(learner, dataset)
     latent: dict[str, float] = {}
     if learner.shared_space:
         latent = latent_metrics(emb, split.test, dataset.eval_label_key)
@@ -99,10 +89,10 @@ def fit_learner(learner: Learner, split: Split, dataset: DatasetConfig, seed: in
                 seed,
             )
             latent.update(label_transfer_heldout=heldout, label_transfer_train=trained)
-        else:
-            metrics = [m for m in metrics if m not in TRAIN_REFERENCE_METRICS]
     latent.update(learner.fit_metrics)
-    metrics += [m for m in FIT_METRICS if m in learner.fit_metrics]
+    metrics = row_metrics(
+        learner.shared_space, dataset.extra_eval_spaces, split.protocol, learner.fit_metrics
+    )
     return Fit(learner, emb, emb_train, seconds, latent, metrics)
 
 
@@ -161,7 +151,7 @@ def run_unit(
         na = isinstance(exc, LearnerNotApplicable)
         err = str(exc)[:500] if na else error_text(exc)
         status = "not_applicable" if na else "failed"
-        metrics = _coupling_metrics(learner, dataset)
+        metrics = row_metrics(learner.shared_space, dataset.extra_eval_spaces)
         rows: list[dict[str, Any]] = []
         for aligner in aligners:
             rows += metric_rows({**base, "aligner": aligner}, {}, metrics, np.nan, status, err)
@@ -215,7 +205,7 @@ def _aligner_rows(
     learner, metrics = fit.learner, fit.metrics
     method = params.get("method")
     if method == "decoder":
-        dec_metrics = DECODER_METRICS + [m for m in metrics if m in LATENT_METRICS]
+        dec_metrics = decoder_metrics(metrics)
         if not learner.can_translate:
             return metric_rows(row_base, {}, dec_metrics, np.nan, "not_applicable")
         try:

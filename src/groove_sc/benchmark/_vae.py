@@ -12,7 +12,7 @@ from mudata import MuData
 from scvi.nn import Encoder, FCLayers
 from torch import nn
 
-from ._learner import Learner, dense_features, register_learner, standardiser
+from ._learner import Learner, dense_features, options, register_learner, standardiser
 
 __all__ = ["AdversarialVAE", "AdversarialVAELearner", "train_adversarial_vae"]
 
@@ -33,17 +33,15 @@ class AdversarialVAE(nn.Module):
         Features of each of the two modalities.
     n_latent
         Latent dimension.
-    n_hidden
-        Width of the hidden layers.
-    n_layers
-        Hidden layers of each encoder and decoder.
+    n_hidden, n_layers
+        Width and number of the hidden layers of each encoder and decoder.
     dropout_rate
         Dropout in the hidden layers.
     """
 
     def __init__(
         self,
-        n_input: Sequence[int],
+        n_input: tuple[int, ...] | Sequence[int],
         *,
         n_latent: int = 16,
         n_hidden: int = 128,
@@ -210,19 +208,7 @@ class AdversarialVAELearner(Learner):
         kl_weight: float = 1.0,
         adversarial_weight: float = 1.0,
     ):
-        super().__init__(
-            name,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            max_epochs=max_epochs,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            lr=lr,
-            kl_weight=kl_weight,
-            adversarial_weight=adversarial_weight,
-        )
+        super().__init__(name, **options(locals()))
 
     def _fit(self, train: MuData, label_key: str, seed: int) -> None:
         p = self.params

@@ -8,11 +8,18 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from .._results import FACETS, RESULT_COLUMNS, mean_and_se, per_seed_values
 from .._results import lower_is_better as lower_better
-from ._utils import default_palette, finish, legend_columns, new_axes
+from ._utils import (
+    AxesArg,
+    PlotResult,
+    default_palette,
+    figure_docs,
+    finish,
+    legend_columns,
+    new_axes,
+)
 
 __all__ = ["benchmark"]
 
@@ -66,6 +73,7 @@ def _summarize(
     return out
 
 
+@figure_docs
 def benchmark(
     results: pd.DataFrame,
     *,
@@ -80,11 +88,11 @@ def benchmark(
     cmap: str | None = None,
     annotate: bool = True,
     ncols: int = 2,
-    ax: Axes | Sequence[Axes] | None = None,
+    ax: AxesArg = None,
     show: bool | None = None,
     return_fig: bool = False,
     save: str | None = None,
-) -> Figure | Axes | list[Axes] | None:
+) -> PlotResult:
     r"""Plot one metric of the combinatorial benchmark: learners x aligners, mean +- SE.
 
     The tidy results table (one row per dataset, setting, protocol, learner, aligner, seed and
@@ -129,15 +137,7 @@ def benchmark(
         Write mean and SE into the heatmap cells.
     ncols
         Panels per row.
-    ax
-        Axes to draw into, one per panel; default: a new figure.
-    show
-        Show the figure; default: only when the function created it, ``save`` is ``None`` and
-        the backend is interactive.
-    return_fig
-        Return the Figure instead of the Axes.
-    save
-        Write the figure to this path.
+    {figure_params}
 
     Returns
     -------

@@ -12,11 +12,12 @@ from matplotlib.figure import Figure
 
 from ..data._mudata import recorded_label_key
 from ..tl import get_coupling
-from ._utils import categories_of, check_modality, finish, new_axes
+from ._utils import categories_of, check_modality, figure_docs, finish, new_axes
 
 __all__ = ["coupling"]
 
 
+@figure_docs
 def coupling(
     mdata: Any,
     *,
@@ -83,15 +84,7 @@ def coupling(
         Matplotlib colormap.
     random_state
         Seed of the cell subsampling.
-    ax
-        Axes to draw into; default: a new figure.
-    show
-        Show the figure; default: only when the function created it, ``save`` is ``None`` and
-        the backend is interactive.
-    return_fig
-        Return the Figure instead of the Axes.
-    save
-        Write the figure to this path.
+    {figure_params}
 
     Returns
     -------

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ._utils import NA_COLOR, finish, new_axes
+from ._utils import NA_COLOR, figure_docs, finish, new_axes
 
 __all__ = ["perturbation_effects"]
 
@@ -19,6 +19,7 @@ _NAMES = {"energy_distance": "energy distance", "mean_shift": "mean shift"}
 _ALPHA = 0.05
 
 
+@figure_docs
 def perturbation_effects(
     mdata: Any,
     *,
@@ -57,15 +58,7 @@ def perturbation_effects(
         ``"energy_distance"`` or ``"mean_shift"``.
     n_labels
         Name this many perturbations (0: none).
-    ax
-        Axes to draw into; default: a new figure.
-    show
-        Show the figure; default: only when the function created it, ``save`` is ``None`` and
-        the backend is interactive.
-    save
-        Write the figure to this path.
-    return_fig
-        Return the Figure instead of the Axes.
+    {figure_params}
 
     Returns
     -------

@@ -9,12 +9,15 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ._utils import AxesArg, figure_docs
 
+
+@figure_docs
 def history(
     model,
     *,
     terms: Sequence[str] | None = None,
-    ax: Axes | Sequence[Axes] | None = None,
+    ax: AxesArg = None,
     show: bool | None = None,
     return_fig: bool = False,
     save: str | None = None,
@@ -34,15 +37,7 @@ def history(
         A trained :class:`~groove_sc.model.GROOVE` (reads ``model.history``).
     terms
         Loss terms to plot; default: every term recorded.
-    ax
-        Axes to draw into, one per term; default: a new figure.
-    show
-        Show the figure (default: only if no ``ax`` was given and ``save`` is None and the
-        backend is interactive).
-    return_fig
-        Return the Figure instead of the Axes.
-    save
-        Write the figure to this path.
+    {figure_params}
 
     Returns
     -------

@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from ..data._mudata import recorded_label_key
-from ._utils import check_modality, finish, new_axes
+from ..tl._cells import read_layer
+from ._utils import AxesArg, PlotResult, check_modality, figure_docs, finish, new_axes
 
 __all__ = ["imputation"]
 
 
+@figure_docs
 def imputation(
     mdata: Any,
     *,
@@ -32,11 +32,11 @@ def imputation(
     size: float | None = None,
     color: str = "#1f77b4",
     ncols: int = 3,
-    ax: Axes | Sequence[Axes] | None = None,
+    ax: AxesArg = None,
     show: bool | None = None,
     return_fig: bool = False,
     save: str | None = None,
-) -> Figure | Axes | list[Axes] | None:
+) -> PlotResult:
     """Scatter imputed against observed values of target features on the source cells.
 
     One panel per feature: each point is a source cell, at its observed value of the feature
@@ -85,15 +85,7 @@ def imputation(
         Marker colour.
     ncols
         Panels per row.
-    ax
-        Axes to draw into, one per feature; default: a new figure.
-    show
-        Show the figure; default: only when the function created it, ``save`` is ``None`` and
-        the backend is interactive.
-    return_fig
-        Return the Figure instead of the Axes.
-    save
-        Write the figure to this path.
+    {figure_params}
 
     Returns
     -------
@@ -133,7 +125,7 @@ def imputation(
         features = list(var.sort_values(ascending=False, kind="stable").index[:n_features])
     else:
         features = [features] if isinstance(features, str) else list(features)
-        missing = [f for f in features if f not in common]
+        missing = sorted(set(features) - set(common), key=features.index)
         if missing:
             raise KeyError(
                 f"`features` {missing} are not in both the predicted and the observed values "
@@ -268,16 +260,6 @@ def _observed(
         return observed.to_numpy(), pd.Index(observed.index).astype(str), observed.columns
     if not (hasattr(observed, "obs_names") and hasattr(observed, "X")):
         raise TypeError("`observed` must be a MuData, an AnnData or a DataFrame.")
-    if layer is None:
-        x = observed.X
-    else:
-        if layer not in observed.layers:
-            raise KeyError(
-                f"`layer`={layer!r} is not a layer of the observed {target!r} data "
-                f"(available: {list(observed.layers.keys())})."
-            )
-        x = observed.layers[layer]
-    if isinstance(x, pd.DataFrame):
-        x = x.to_numpy()
+    x = read_layer(observed, layer, f"the observed {target!r} data")
     x = x.tocsr() if sp.issparse(x) else np.asarray(x)
     return x, pd.Index(observed.obs_names).astype(str), pd.Index(observed.var_names)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,8 +12,52 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..tl._cells import check_modality
+
+__all__ = [
+    "FIGURE_PARAMS",
+    "NA_COLOR",
+    "AxesArg",
+    "PlotResult",
+    "categories_of",
+    "check_modality",
+    "default_palette",
+    "figure_docs",
+    "finish",
+    "legend_columns",
+    "new_axes",
+    "resolve_palette",
+]
+
 #: Grey used for cells without a value (NaN, or outside the highlighted ``groups``).
 NA_COLOR = "#d3d3d3"
+#: The ``ax`` argument of a plotting function: one Axes, one per panel, or ``None``.
+AxesArg = Axes | Sequence[Axes] | None
+#: What a plotting function returns (scanpy conventions, see :func:`finish`).
+PlotResult = Figure | Axes | list[Axes] | None
+#: The numpy docstring entries of the figure arguments, written where a plotting function's
+#: docstring says ``{figure_params}`` (see :func:`figure_docs`).
+FIGURE_PARAMS = """\
+ax
+    Axes to draw into (one per panel when there are several); default: a new figure.
+show
+    Show the figure; default: only when the function created it, ``save`` is ``None`` and
+    the backend is interactive.
+return_fig
+    Return the Figure instead of the Axes.
+save
+    Write the figure to this path (any format matplotlib knows, from the extension)."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def figure_docs(func: _F) -> _F:
+    """Write :data:`FIGURE_PARAMS` into ``func``'s docstring at ``{figure_params}``."""
+    doc = func.__doc__ or ""
+    if "{figure_params}" not in doc:
+        raise ValueError(f"the docstring of {func.__name__} has no {{figure_params}} entry.")
+    func.__doc__ = doc.replace("{figure_params}", textwrap.indent(FIGURE_PARAMS, "    ")[4:])
+    return func
 
 
 def finish(
@@ -61,14 +106,6 @@ def new_axes(
     if len(axes) != n or not all(isinstance(a, Axes) for a in axes):
         raise ValueError(f"`ax` must be {n} matplotlib Axes (one per panel), got {len(axes)}.")
     return axes[0].figure, axes, True
-
-
-def check_modality(mdata: Any, name: Any, arg: str) -> None:
-    """Raise a ``KeyError`` naming ``arg`` if ``name`` is not a modality of ``mdata``."""
-    if name not in mdata.mod:
-        raise KeyError(
-            f"`{arg}`={name!r} is not a modality of `mdata`; available: {list(mdata.mod)}."
-        )
 
 
 def default_palette(n: int) -> list[str]:

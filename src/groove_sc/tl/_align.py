@@ -34,7 +34,7 @@ from ..ot import (
     solver_class,
     torch_threads,
 )
-from ._cells import format_labels, obs_labels, read_rep, union_positions
+from ._cells import check_source_target, format_labels, obs_labels, read_rep, union_positions
 from ._coupling import (
     Compression,
     CSRBuilder,
@@ -434,13 +434,7 @@ class _Options:
 def _validate(mdata: MuData, **kw: Any) -> _Options:
     if not isinstance(mdata, MuData):
         raise TypeError(f"`mdata` must be a MuData, got {type(mdata).__name__}.")
-    for arg in ("source", "target"):
-        if kw[arg] not in mdata.mod:
-            raise KeyError(
-                f"`{arg}`={kw[arg]!r} is not a modality of `mdata`; available: {list(mdata.mod)}."
-            )
-    if kw["source"] == kw["target"]:
-        raise ValueError("`source` and `target` must be different modalities.")
+    check_source_target(mdata, kw["source"], kw["target"])
     for arg in ("source", "target"):
         if mdata.mod[kw[arg]].n_obs == 0:
             raise ValueError(f"`{arg}`={kw[arg]!r} has no cells; there is nothing to align.")

@@ -1,4 +1,8 @@
-"""Reading cells from a MuData: union rows, labels, pair identifiers and representations."""
+"""The one reader of a MuData's inputs.
+
+Modalities, union rows, labels, pair identifiers, layers and representations, used by
+:mod:`groove_sc.tl`, :mod:`groove_sc.pl` and :mod:`groove_sc.benchmark`.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,61 @@ import scipy.sparse as sp
 from mudata import MuData
 
 __all__ = [
+    "check_modality",
+    "check_source_target",
     "format_labels",
+    "modality_list",
     "obs_labels",
     "obs_strings",
     "partners",
+    "read_layer",
     "read_rep",
     "union_positions",
 ]
+
+
+def check_modality(mdata: Any, name: Any, arg: str) -> None:
+    """Raise a ``KeyError`` naming ``arg`` if ``name`` is not a modality of ``mdata``."""
+    if name not in mdata.mod:
+        raise KeyError(
+            f"`{arg}`={name!r} is not a modality of `mdata`; available: {list(mdata.mod)}."
+        )
+
+
+def check_source_target(mdata: Any, source: Any, target: Any) -> None:
+    """``source`` and ``target`` are two different modalities of ``mdata`` (else raise)."""
+    check_modality(mdata, source, "source")
+    check_modality(mdata, target, "target")
+    if source == target:
+        raise ValueError("`source` and `target` must be different modalities.")
+
+
+def modality_list(
+    mdata: Any, modalities: str | Sequence[str] | None, arg: str = "modalities"
+) -> list[str]:
+    """The modalities named by ``modalities`` (one name, several, or ``None``: all), checked."""
+    if modalities is None:
+        return list(mdata.mod)
+    mods = [modalities] if isinstance(modalities, str) else list(modalities)
+    for m in mods:
+        if m not in mdata.mod:
+            raise KeyError(
+                f"`{arg}`: {m!r} is not a modality of `mdata`; available: {list(mdata.mod)}."
+            )
+    return mods
+
+
+def read_layer(adata: Any, layer: str | None, where: str) -> Any:
+    """``adata.X`` or ``adata.layers[layer]`` (a DataFrame as an array); ``where`` names it."""
+    if layer is None:
+        x = adata.X
+    elif layer not in adata.layers:
+        raise KeyError(
+            f"`layer`={layer!r} is not a layer of {where} (available: {list(adata.layers.keys())})."
+        )
+    else:
+        x = adata.layers[layer]
+    return x.to_numpy() if isinstance(x, pd.DataFrame) else x
 
 
 def union_positions(mdata: MuData, mod: str) -> np.ndarray:

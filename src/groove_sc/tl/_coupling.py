@@ -22,7 +22,7 @@ import torch
 from mudata import MuData
 
 from ..ot import BlockResult, LabelBlock
-from ._cells import obs_strings, partners, union_positions
+from ._cells import check_modality, obs_strings, partners, union_positions
 
 __all__ = [
     "CSRBuilder",
@@ -312,9 +312,8 @@ def get_coupling(mdata: MuData, key: str, *, source: str, target: str) -> sp.csr
     >>> gs.tl.align(mdata, source="rna", target="protein")
     >>> T = gs.tl.get_coupling(mdata, "groove_coupling", source="protein", target="rna")
     """
-    for arg, name in (("source", source), ("target", target)):
-        if name not in mdata.mod:
-            raise KeyError(f"`{arg}`={name!r} is not a modality; available: {list(mdata.mod)}.")
+    check_modality(mdata, source, "source")
+    check_modality(mdata, target, "target")
     if key not in mdata.obsp:
         raise KeyError(
             f"No coupling {key!r} in mdata.obsp (available: {list(mdata.obsp.keys())}); run "

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from ..data import recorded_label_key
-from ._cells import format_labels, obs_labels, read_rep
+from ._cells import format_labels, modality_list, obs_labels, read_rep
 
 __all__ = ["perturbation_effects"]
 
@@ -306,19 +306,9 @@ def _check_int(name: str, value: Any, low: int) -> int:
 
 
 def _check_modalities(mdata: MuData, modalities: str | Sequence[str] | None) -> list[str]:
-    if modalities is None:
-        mods = list(mdata.mod)
-    elif isinstance(modalities, str):
-        mods = [modalities]
-    else:
-        mods = list(modalities)
+    mods = modality_list(mdata, modalities)
     if not mods:
         raise ValueError("`modalities` must name at least one modality of `mdata`.")
-    for m in mods:
-        if m not in mdata.mod:
-            raise KeyError(
-                f"`modalities`: {m!r} is not a modality of `mdata`; available: {list(mdata.mod)}."
-            )
     if len(set(mods)) != len(mods):
         raise ValueError(f"`modalities` names a modality twice: {mods}.")
     return mods

@@ -9,6 +9,7 @@ import numpy as np
 from mudata import MuData
 
 from ..data._validate import check_mudata
+from ._cells import modality_list
 
 __all__ = ["embedding", "embedding_key", "joint_embedding"]
 
@@ -139,12 +140,7 @@ def resolve_embedded(mdata: MuData, use_rep: str, modalities: Sequence[str] | No
                 f"{list(mdata.mod)}); compute it first, e.g. groove_sc.tl.latent(model, mdata)."
             )
         return mods
-    mods = [modalities] if isinstance(modalities, str) else list(modalities)
-    for m in mods:
-        if m not in mdata.mod:
-            raise KeyError(
-                f"`modalities`: {m!r} is not a modality of mdata (modalities: {list(mdata.mod)})."
-            )
+    for m in (mods := modality_list(mdata, modalities)):
         if use_rep not in mdata.mod[m].obsm:
             raise KeyError(
                 f"`use_rep`={use_rep!r} is not in mdata.mod[{m!r}].obsm (available: "

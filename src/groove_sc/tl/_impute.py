@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from ..data._validate import looks_like_counts
+from ._cells import read_layer
 from ._coupling import get_coupling
 
 __all__ = ["impute"]
@@ -118,19 +119,9 @@ def impute(
     """
     t = get_coupling(mdata, coupling_key, source=source, target=target)
     tgt = mdata.mod[target]
-    if layer is None:
-        values = tgt.X
-    else:
-        if layer not in tgt.layers:
-            raise KeyError(
-                f"`layer`={layer!r} is not a layer of mdata.mod[{target!r}] "
-                f"(available: {list(tgt.layers.keys())})."
-            )
-        values = tgt.layers[layer]
+    values = read_layer(tgt, layer, f"mdata.mod[{target!r}]")
     if values is None:
         raise ValueError(f"mdata.mod[{target!r}] has no `.X` to impute; pass `layer`.")
-    if isinstance(values, pd.DataFrame):
-        values = values.to_numpy()
     if looks_like_counts(values):
         where = f"layers[{layer!r}]" if layer is not None else "X"
         warnings.warn(

@@ -25,7 +25,7 @@ from ..data._mudata import recorded_label_key
 from ..ot import LabelBlock, make_solver, solver_class, subsample_blocks, torch_threads
 from ..ot import label_blocks as _shared_label_blocks
 from ._agreement import AgreementTest, agreement_ratio, agreement_test, imputation_gain
-from ._cells import obs_labels
+from ._cells import check_source_target, obs_labels
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -306,13 +306,7 @@ def _problem(
     max_cells_per_label: int | None,
     seed: int,
 ) -> _Problem:
-    for arg, name in (("source", source), ("target", target)):
-        if name not in mdata.mod:
-            raise KeyError(
-                f"`{arg}`={name!r} is not a modality of `mdata`; available: {list(mdata.mod)}."
-            )
-    if source == target:
-        raise ValueError("`source` and `target` must be different modalities.")
+    check_source_target(mdata, source, target)
     for arg, name in (("source", source), ("target", target)):
         if group_key not in mdata.mod[name].obs:
             raise KeyError(
