@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._results import ResultsFile, error_text, metric_rows
-from ..ot._threads import torch_threads
+from ..ot import torch_threads
 from ..train._quiet import quiet_training_logs
 from ._config import BenchmarkConfig, load_config
 from ._data import Split, iter_splits, load_dataset_config

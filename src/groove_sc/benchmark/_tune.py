@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._results import lower_is_better
 from ..data import split_weakly_paired
-from ..ot._threads import torch_threads
+from ..ot import torch_threads
 from ..train._quiet import quiet_training_logs
 from ._data import load_dataset
 from ._groove import GrooveLearner

@@ -105,9 +105,8 @@ def citeseq_pbmc(path: str | os.PathLike[str] | None = None) -> md.MuData:
     Parameters
     ----------
     path
-        The ``citeseq_pbmc_1000.h5mu`` file or the directory holding it. ``None`` looks in
-        ``$GROOVE_SC_DATA``, then ``../shared/data/`` relative to the working directory, then
-        relative to the repository root.
+        The ``citeseq_pbmc_1000.h5mu`` file or the directory holding it; ``None``: looked for
+        as :func:`snareseq` does.
 
     Returns
     -------

@@ -151,6 +151,9 @@ class BatchedSinkhorn:
     ----------
     eps
         Entropic regularisation (in the units of ``cost``).
+    relaxation
+        Over-relaxation ``w`` of balanced problems (1: plain Sinkhorn); unbalanced and
+        semi-relaxed problems always use 1.
     fa, fb
         Exponents of the source and target scaling updates (1 exact marginal, 0 free).
     max_iter
@@ -159,21 +162,18 @@ class BatchedSinkhorn:
         Tolerance of the final level (see :class:`SinkhornResult`).
     check_every
         Iterations between two convergence checks.
-    relaxation
-        Over-relaxation ``w`` of balanced problems (1: plain Sinkhorn); unbalanced and
-        semi-relaxed problems always use 1.
     """
 
     def __init__(
         self,
         eps: float,
         *,
+        relaxation: float = RELAXATION,
         fa: float = 1.0,
         fb: float = 1.0,
         max_iter: int = 1000,
         tol: float = 1e-5,
         check_every: int = 10,
-        relaxation: float = RELAXATION,
     ):
         self.eps, self.fa, self.fb = float(eps), float(fa), float(fb)
         self.max_iter, self.tol, self.check_every = int(max_iter), float(tol), int(check_every)
@@ -549,12 +549,12 @@ def sinkhorn_batched(
     b: torch.Tensor,
     eps: float,
     *,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
     fa: float = 1.0,
     fb: float = 1.0,
     max_iter: int = 1000,
     tol: float = 1e-5,
     check_every: int = 10,
-    init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SinkhornResult:
     r"""Solve ``B`` entropic OT problems at once (see :class:`BatchedSinkhorn`).
 

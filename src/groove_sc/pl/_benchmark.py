@@ -86,8 +86,8 @@ def benchmark(
     aligners: Sequence[str] | None = None,
     lower_is_better: bool | None = None,
     cmap: str | None = None,
-    annotate: bool = True,
     ncols: int = 2,
+    annotate: bool = True,
     ax: AxesArg = None,
     show: bool | None = None,
     return_fig: bool = False,
@@ -133,10 +133,10 @@ def benchmark(
     cmap
         Colormap of the heatmap; default ``"viridis"``, reversed when lower is better so that
         bright is always better.
-    annotate
-        Write mean and SE into the heatmap cells.
     ncols
         Panels per row.
+    annotate
+        Write mean and SE into the heatmap cells.
     {figure_params}
 
     Returns
@@ -151,15 +151,8 @@ def benchmark(
     """
     if kind not in ("heatmap", "bar"):
         raise ValueError(f"`kind` must be 'heatmap' or 'bar', got {kind!r}.")
-    summary = _summarize(
-        results,
-        metric=metric,
-        dataset=dataset,
-        setting=setting,
-        protocol=protocol,
-        learners=learners,
-        aligners=aligners,
-    )
+    facets = {"dataset": dataset, "setting": setting, "protocol": protocol}
+    summary = _summarize(results, metric=metric, learners=learners, aligners=aligners, **facets)
     if lower_is_better is None:
         lower_is_better = lower_better(metric)
     row_order = list(dict.fromkeys(summary["learner"]))

@@ -23,9 +23,9 @@ _ALPHA = 0.05
 def perturbation_effects(
     mdata: Any,
     *,
-    key: str = "perturbation_effects",
     x: str | None = None,
     y: str | None = None,
+    key: str = "perturbation_effects",
     statistic: str = "energy_distance",
     n_labels: int = 10,
     ax: Axes | None = None,
@@ -49,11 +49,11 @@ def perturbation_effects(
     ----------
     mdata
         MuData holding ``mdata.uns[key]``, written by :func:`groove_sc.tl.perturbation_effects`.
-    key
-        Key of the results in ``mdata.uns`` (the ``key_added`` of the tool).
     x, y
         Modalities on the horizontal and vertical axes; default: the first two modalities
         the tool analysed (``mdata.uns[key]["params"]["modalities"]``).
+    key
+        Key of the results in ``mdata.uns`` (the ``key_added`` of the tool).
     statistic
         ``"energy_distance"`` or ``"mean_shift"``.
     n_labels

@@ -89,8 +89,8 @@ def imputation(
 
     Returns
     -------
-    The Figure if ``return_fig``; else the Axes (a list when several features are drawn);
-    ``None`` when shown.
+    ``None`` when shown; else the Figure with ``return_fig``, or the Axes (one per feature,
+    a list when there are several).
 
     Raises
     ------

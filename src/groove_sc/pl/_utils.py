@@ -41,12 +41,12 @@ FIGURE_PARAMS = """\
 ax
     Axes to draw into (one per panel when there are several); default: a new figure.
 show
-    Show the figure; default: only when the function created it, ``save`` is ``None`` and
-    the backend is interactive.
+    Show the figure. Default: when the function made the figure, nothing is saved and the
+    matplotlib backend is interactive.
 return_fig
-    Return the Figure instead of the Axes.
+    Return the Figure (else the Axes).
 save
-    Write the figure to this path (any format matplotlib knows, from the extension)."""
+    Path to write the figure to (the format from its extension)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

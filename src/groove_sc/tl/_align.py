@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from mudata import MuData
 
@@ -257,17 +258,30 @@ def align(
         coupling, table = perfect_coupling(
             mdata, source, target, truth_key, src_pos, tgt_pos, opts.np_dtype
         )
-        return write_coupling(
-            mdata,
-            key_added,
-            coupling,
-            params=opts.params(),
-            diagnostics=table,
-            unmatched=([], []),
-            seconds=time.perf_counter() - t_start,
-            extras={},
-            copy=copy,
-        )
+        unmatched, extras = ([], []), {}
+    else:
+        coupling, table, unmatched, extras = _solve(mdata, opts, src_pos, tgt_pos, dask_client)
+    return write_coupling(
+        mdata,
+        key_added,
+        coupling,
+        params=opts.params(),
+        diagnostics=table,
+        unmatched=unmatched,
+        seconds=time.perf_counter() - t_start,
+        extras=extras,
+        copy=copy,
+    )
+
+
+def _solve(
+    mdata: MuData,
+    opts: _Options,
+    src_pos: np.ndarray,
+    tgt_pos: np.ndarray,
+    dask_client: Any,
+) -> tuple[sp.csr_matrix, dict[str, Any], tuple[list, list], dict[str, Any]]:
+    """Solve every label block: the coupling, its diagnostics, unmatched labels, extras."""
     solver = opts.solver
     blocks, unmatched = _make_blocks(mdata, opts, tgt_pos)
     _check_memory(blocks, opts)
@@ -299,17 +313,7 @@ def align(
     _warn_unconverged(solver, table)
     extras = {} if solution is None else solution.extras.to_dict()
     extras["dropped_mass"] = float(sum(lost * blocks[b].weight for b, lost in dropped.items()))
-    return write_coupling(
-        mdata,
-        key_added,
-        coupling,
-        params=opts.params(),
-        diagnostics=table,
-        unmatched=unmatched,
-        seconds=time.perf_counter() - t_start,
-        extras=extras,
-        copy=copy,
-    )
+    return coupling, table, unmatched, extras
 
 
 def _align_auto(mdata: MuData, args: dict[str, Any]) -> MuData | None:

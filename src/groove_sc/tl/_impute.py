@@ -69,9 +69,9 @@ def barycentric_projection(
 def impute(
     mdata: MuData,
     *,
-    coupling_key: str = "groove_coupling",
     source: str,
     target: str,
+    coupling_key: str = "groove_coupling",
     layer: str | None = None,
     key_added: str | None = None,
     copy: bool = False,
@@ -88,13 +88,13 @@ def impute(
     mdata
         MuData holding the coupling in ``mdata.obsp[coupling_key]`` (from
         :func:`groove_sc.tl.align`).
-    coupling_key
-        Key of the coupling in ``mdata.obsp``. A coupling computed from ``target`` to
-        ``source`` is transposed automatically.
     source
         Modality whose cells receive the imputed profiles.
     target
         Modality whose features are imputed.
+    coupling_key
+        Key of the coupling in ``mdata.obsp``. A coupling computed from ``target`` to
+        ``source`` is transposed automatically.
     layer
         Layer of the target modality to impute; ``None`` uses ``.X``. Sparse matrices are
         multiplied chunk by chunk, never densified as a whole.
