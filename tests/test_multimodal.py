@@ -577,3 +577,49 @@ def test_from_anndatas_three_modalities_prefixes_shared_names():
     assert mdata.mod["protein"].obs_names[0] == "protein:p0"
     with pytest.raises(ValueError, match="at least two"):
         gs.data.from_anndatas({"rna": adatas["rna"]})
+
+
+def test_backtranslation_targets_draws_targets_per_source_with_the_full_loss_in_expectation():
+    torch.manual_seed(0)
+    module = GrooveModule(
+        [5, 4, 6], n_latent=3, n_hidden=8, dropout_rate=0.0, backtranslation_targets=1
+    )
+    batch = _batch()
+    module.eval()
+    with torch.no_grad():
+        full, every = module.backtranslation(batch, sample=False)
+        assert len(every) == 6
+        totals = []
+        for _ in range(300):
+            total, terms = module.backtranslation(batch)
+            assert sorted(s for s, _ in terms) == [0, 1, 2]  # one target per source
+            expected = module.alpha * sum(every[pair] for pair in terms)
+            assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+            totals.append(total.item())
+    assert np.mean(totals) == pytest.approx(full.item(), rel=0.02)
+    # two modalities: nothing is drawn, the loss is the two-modality one
+    two = GrooveModule([5, 4], n_latent=3, n_hidden=8, backtranslation_targets=1)
+    state = torch.get_rng_state()
+    two.eval()
+    got = two.backtranslation(batch[:2])[0]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(got, _reference_two_modality_backtranslation(two, batch[:2]))
+    for bad in (0, 3, 1.5, True):
+        with pytest.raises(ValueError, match="backtranslation_targets"):
+            GrooveModule([5, 4, 6], backtranslation_targets=bad)
+
+
+def test_backtranslation_targets_trains_reproducibly_with_every_pair_in_validation():
+    mdata = _three_mdata()
+    GROOVE.setup_mudata(mdata, perturbation_key="perturbation", modalities=MODS)
+    hists = []
+    for _ in range(2):
+        model = GROOVE(mdata, n_hidden=8, n_latent=3, backtranslation_targets=1)
+        model.train(max_epochs=2, seed=3, **QUIET)
+        hists.append(model.history)
+    for key in ("backtranslation_train", "backtranslation_rna_atac_validation", "loss_train"):
+        np.testing.assert_array_equal(
+            hists[0][key].to_numpy(dtype=float), hists[1][key].to_numpy(dtype=float)
+        )
+    with pytest.raises(ValueError, match="backtranslation_targets"):
+        GROOVE(mdata, backtranslation_targets=2 + 1)

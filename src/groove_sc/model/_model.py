@@ -117,6 +117,12 @@ class GROOVE(BaseModelClass):
         Apply GroupCLIP on a projection of the latent (SimCLR-style) instead of the latent.
     seed
         Seed of the weight initialisation.
+    backtranslation_targets
+        Three or more modalities only: backtranslate each modality through this many other
+        modalities per training step, drawn at random every step (seeded by ``train``'s
+        ``seed``), instead of through all of them (``None``, the default). The loss is the
+        same in expectation and an epoch cheaper (``docs/method.md``, "Three or more
+        modalities"); validation uses every pair.
 
     Examples
     --------
@@ -151,6 +157,7 @@ class GROOVE(BaseModelClass):
         kl_weight: float = 1e-3,
         projection_head: bool = False,
         seed: int = 0,
+        backtranslation_targets: int | None = None,
     ):
         for name, value in (("n_latent", n_latent), ("n_hidden", n_hidden), ("n_layers", n_layers)):
             if not _is_int(value) or value < 1:
@@ -239,6 +246,7 @@ class GROOVE(BaseModelClass):
                 feature_mean=means,
                 feature_std=stds,
                 library_size=libs,
+                backtranslation_targets=backtranslation_targets,
             )
         self._model_summary_string = (
             f"GROOVE model on modalities {self.modalities} ({', '.join(lks)}), "

@@ -28,11 +28,13 @@ class GrooveTrainingPlan(TrainingPlan):
     (:class:`~groove_sc.train.LabelTransferMonitor`).
 
     With more than two modalities the same keys hold the totals (``groupclip``: the mean over
-    the pairs of modalities with positives; ``backtranslation``: the weighted sum over every
-    ordered pair; ``label_transfer_*``: the mean over every ordered pair), and each pair has
-    its own key: ``groupclip_<a>_<b>`` (pairs ``a < b`` in the model's modality order),
+    the pairs of modalities with positives; ``backtranslation``: ``alpha`` times the sum over
+    source modalities of the mean over their targets; ``label_transfer_*``: the mean over
+    every ordered pair), and each pair has its own key: ``groupclip_<a>_<b>`` (pairs
+    ``a < b`` in the model's modality order; 0 on a step where the pair has no positive),
     ``backtranslation_<source>_<target>`` (the unweighted reconstruction of the source cells
-    translated into the target and back), each ``_train`` / ``_validation``, and
+    translated into the target and back; with ``backtranslation_targets`` the mean over the
+    training steps that drew the pair), each ``_train`` / ``_validation``, and
     ``label_transfer_<a>_<b>_validation`` / ``_train`` (both directions of the pair).
 
     Parameters
@@ -146,5 +148,7 @@ class GrooveTrainingPlan(TrainingPlan):
     def validation_step(self, batch, batch_idx):
         """Evaluate every loss term on validation cells (no optimiser step)."""
         step1 = self.module.loss(batch)
-        backtranslation = self.module.backtranslation(batch) if self.module.alpha > 0 else None
+        backtranslation = None
+        if self.module.alpha > 0:
+            backtranslation = self.module.backtranslation(batch, sample=False)
         self._log_terms(step1, backtranslation, batch, "validation")
