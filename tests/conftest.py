@@ -15,3 +15,20 @@ torch.set_num_threads(1)
 def quiet_trainer():
     """Trainer keyword arguments that keep test output readable."""
     return {"enable_progress_bar": False, "enable_model_summary": False, "logger": None}
+
+
+#: Test modules whose every test is slow: a whole benchmark configuration, the tutorials.
+SLOW_MODULES = {"test_benchmark_cli.py", "test_tutorials.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow modules ``slow`` and the tests that start a dask cluster ``dask``.
+
+    ``pytest -m "not slow"`` is the fast subset; ``pytest -m "not dask"`` skips the local
+    clusters (the markers are registered in ``pyproject.toml``).
+    """
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if "dask_client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dask)

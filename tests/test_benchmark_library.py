@@ -91,6 +91,16 @@ def test_config_errors_name_the_option(change, option):
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    "config", sorted((ROOT / "benchmarks" / "configs").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_committed_config_loads_and_plans(config):
+    cfg = gb.load_config(config)
+    units = gb.plan(cfg)
+    assert units and len({u.key for u in units}) == len(units)
+    assert all(u.learner in cfg.learners for u in units)
+
+
 def test_plan_is_flat_and_ordered():
     cfg = gb.load_config(
         _config(
