@@ -517,6 +517,15 @@ def _relabel(adata, prefix):
         ("empty", ValueError, r"'protein' \(in `modalities`\) is empty"),
         ("wrong_name", KeyError, r"`modalities` names 'dna'"),
         ("one_name", ValueError, r"`modalities` must be a sequence of two or more"),
+        ("no_label_column", KeyError, r"`perturbation_key`='perturbation'.*mod\['atac'\]"),
+        ("missing_label", ValueError, r"perturbation_key.*missing labels in modality 'atac'"),
+        ("nan", ValueError, r"mdata.mod\['atac'\].X contains 1 NaN"),
+        ("layer", KeyError, r"`layers` asks for layer 'counts' in modality 'atac'"),
+        (
+            "colliding_names",
+            ValueError,
+            r"obs_names occur in both modalities \['protein', 'atac'\]",
+        ),
     ],
 )
 def test_three_modalities_bad_input_clear_errors_and_mdata_unchanged(case, error, match):
@@ -545,9 +554,27 @@ def test_three_modalities_bad_input_clear_errors_and_mdata_unchanged(case, error
         modalities = ["rna", "protein", "dna"]
     elif case == "one_name":
         modalities = ["rna"]
+    elif case == "no_label_column":
+        mdata.mod["atac"].obs = mdata.mod["atac"].obs.rename(columns={"perturbation": "guide"})
+    elif case == "missing_label":
+        col = mdata.mod["atac"].obs["perturbation"].copy()
+        col.iloc[0] = np.nan
+        mdata.mod["atac"].obs["perturbation"] = col
+    elif case == "nan":
+        mdata.mod["atac"].X[0, 0] = np.nan
+    elif case == "colliding_names":
+        mods = {m: mdata.mod[m].copy() for m in MODS}
+        mods["atac"] = mods["atac"][: mods["protein"].n_obs].copy()
+        mods["atac"].obs_names = mods["protein"].obs_names[: mods["atac"].n_obs]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            mdata = md.MuData(mods)
+    layers = {"atac": "counts"} if case == "layer" else None
     snap = _snapshot(mdata)
     with pytest.raises(error, match=match):
-        GROOVE.setup_mudata(mdata, perturbation_key="perturbation", modalities=modalities)
+        GROOVE.setup_mudata(
+            mdata, perturbation_key="perturbation", modalities=modalities, layers=layers
+        )
     _assert_unchanged(mdata, snap)
 
 
