@@ -395,3 +395,17 @@ def test_contributing_toy_learner():
     assert set(toy.aligner) == {"uniform", "sinkhorn"}
     assert {"foscttm", "trace"} <= set(toy.metric)
     assert toy[(toy.metric == "foscttm")]["value"].between(0, 1).all()
+
+
+def test_docs_report_from_committed_results(tmp_path):
+    """benchmarks/benchmark_report.py is a thin wrapper of gb.docs_report."""
+    source = ROOT / "benchmarks" / "results" / "real_eval_spaces" / "results.csv"
+    (tmp_path / "res" / "real_eval_spaces").mkdir(parents=True)
+    (tmp_path / "res" / "real_eval_spaces" / "results.csv").write_text(source.read_text())
+    text = gb.docs_report(tmp_path / "res", tmp_path / "figs")
+    assert "# evaluation spaces (SNARE-seq, CITE-seq)" in text
+    assert "## headline foscttm_barycentric@l2" in text and "| groove |" in text
+    assert {p.name for p in (tmp_path / "figs").glob("*.png")} == {
+        "snareseq_foscttm_barycentric_l2.png",
+        "citeseq_foscttm_barycentric_l2.png",
+    }

@@ -42,6 +42,7 @@ from ._diagvi import (
     diagvi_unavailable_reason,
     feature_links,
 )
+from ._docs import docs_report
 from ._groove import GrooveLearner
 from ._learner import LEARNERS, Learner, LearnerNotApplicable, make_learner, register_learner
 from ._pca import PCALearner
@@ -105,6 +106,7 @@ __all__ = [
     "cli_main",
     "clr",
     "diagvi_unavailable_reason",
+    "docs_report",
     "eval_matrix",
     "feature_links",
     "first_failure",
