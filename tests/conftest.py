@@ -4,6 +4,8 @@ import mudata
 import pytest
 import torch
 
+from _shared import QUIET
+
 mudata.set_options(pull_on_update=False)
 warnings.filterwarnings("ignore", message=".*pull_on_update.*")
 # The models in the tests are small: one thread is as fast as two and, unlike two, does not
@@ -14,7 +16,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def quiet_trainer():
     """Trainer keyword arguments that keep test output readable."""
-    return {"enable_progress_bar": False, "enable_model_summary": False, "logger": None}
+    return dict(QUIET)
 
 
 #: Test modules whose every test is slow: a whole benchmark configuration, the tutorials.

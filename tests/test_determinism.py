@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 
 import groove_sc as gs
+from _shared import QUIET
 from groove_sc.model import GROOVE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "logger": None}
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from scipy import sparse
 
 import groove_sc as gs
+from _shared import MODEL, TRAIN
 from groove_sc.model import GROOVE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "logger": None}
-TRAIN = {"batch_size": 32, "cells_per_label": 4, **QUIET}
-MODEL = {"n_latent": 4, "n_hidden": 16, "n_layers": 1}
 
 
 class Interrupt(Callback):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 
 import anndata as ad
 import numpy as np
@@ -18,13 +17,16 @@ from mudata import MuData
 from scipy import sparse
 
 import groove_sc as gs
+from _shared import MODEL, QUIET
+from _shared import TRAIN as SHARED_TRAIN
 from groove_sc.model import GROOVE
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
 
-MODEL = {"n_latent": 4, "n_hidden": 16, "n_layers": 1}
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "logger": None}
-TRAIN = {"max_epochs": 1, "batch_size": 32, "cells_per_label": 4, **QUIET}
+TRAIN = {"max_epochs": 1, **SHARED_TRAIN}
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -139,6 +141,12 @@ def paired():
     return train, test
 
 
+@pytest.fixture
+def ctx(trained, paired):
+    """What the cases share: a model fitted on bad-input-free data and paired test data."""
+    return {"trained": trained, "paired": paired}
+
+
 def _latents_and_coupling(test: MuData) -> MuData:
     test = test.copy()
     for m in test.mod:
@@ -148,17 +156,17 @@ def _latents_and_coupling(test: MuData) -> MuData:
 
 
 # ------------------------------------------------------------------------------------ cases
-def case_setup_unknown_modality(ctx):
+def test_setup_unknown_modality(ctx):
     m = make_mdata()
     fails(m, lambda: GROOVE.setup_mudata(m, modalities=["rna", "atac"]), KeyError, "modalities")
 
 
-def case_setup_one_modality_listed_twice(ctx):
+def test_setup_one_modality_listed_twice(ctx):
     m = make_mdata()
     fails(m, lambda: GROOVE.setup_mudata(m, modalities=["rna", "rna"]), ValueError, "different")
 
 
-def case_setup_missing_label_column(ctx):
+def test_setup_missing_label_column(ctx):
     m = make_mdata()
     fails(
         m,
@@ -168,13 +176,13 @@ def case_setup_missing_label_column(ctx):
     )
 
 
-def case_setup_label_column_in_one_modality(ctx):
+def test_setup_label_column_in_one_modality(ctx):
     m = make_mdata()
     m.mod["protein"].obs = m.mod["protein"].obs.rename(columns={"perturbation": "pert"})
     fails(m, lambda: GROOVE.setup_mudata(m), KeyError, "perturbation_key.*protein")
 
 
-def case_setup_missing_labels_nan(ctx):
+def test_setup_missing_labels_nan(ctx):
     m = make_mdata()
     col = m.mod["rna"].obs["perturbation"].astype(object)
     col.iloc[0] = np.nan
@@ -182,12 +190,12 @@ def case_setup_missing_labels_nan(ctx):
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "missing labels")
 
 
-def case_setup_no_shared_label(ctx):
+def test_setup_no_shared_label(ctx):
     m = make_mdata({"x": 20, "y": 20}, {"p0": 20, "p1": 20})
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "occurs in both")
 
 
-def case_setup_labels_absent_from_one_modality_warns_and_trains(ctx):
+def test_setup_labels_absent_from_one_modality_warns_and_trains(ctx):
     m = make_mdata({"p0": 20, "p1": 20, "only_a": 20}, {"p0": 20, "p1": 20, "only_b": 20})
     with pytest.warns(UserWarning, match="only in modality 'rna'.*only_a"):
         GROOVE.setup_mudata(m)
@@ -197,27 +205,27 @@ def case_setup_labels_absent_from_one_modality_warns_and_trains(ctx):
     assert z["rna"].shape == (60, 4) and np.isfinite(z["rna"]).all()
 
 
-def case_label_with_one_cell(ctx):
+def test_label_with_one_cell(ctx):
     m = make_mdata({"p0": 20, "p1": 20, "single": 1}, {"p0": 20, "p1": 20, "single": 1})
     model = fit(m)
     z = model.get_latent_representation()
     assert z["rna"].shape == (41, 4) and np.isfinite(z["protein"]).all()
 
 
-def case_extremely_imbalanced_labels(ctx):
+def test_extremely_imbalanced_labels(ctx):
     m = make_mdata({"p0": 100, "p1": 2, "p2": 2}, {"p0": 3, "p1": 40, "p2": 2})
     model = fit(m)
     z = model.get_latent_representation()
     assert z["rna"].shape == (104, 4) and np.isfinite(z["rna"]).all()
 
 
-def case_setup_nan_in_x(ctx):
+def test_setup_nan_in_x(ctx):
     m = make_mdata()
     m.mod["rna"].X[3, 2] = np.nan
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, r"mod\['rna'\]\.X.*NaN")
 
 
-def case_setup_inf_in_layer(ctx):
+def test_setup_inf_in_layer(ctx):
     m = make_mdata()
     lay = m.mod["protein"].X.copy()
     lay[0, 0] = np.inf
@@ -230,37 +238,37 @@ def case_setup_inf_in_layer(ctx):
     )
 
 
-def case_setup_unknown_layer(ctx):
+def test_setup_unknown_layer(ctx):
     m = make_mdata()
     fails(m, lambda: GROOVE.setup_mudata(m, layers="raw"), KeyError, "layers.*raw")
 
 
-def case_setup_string_dtype(ctx):
+def test_setup_string_dtype(ctx):
     m = make_mdata()
     m.mod["rna"].X = m.mod["rna"].X.astype(str)
     fails(m, lambda: GROOVE.setup_mudata(m), TypeError, "numeric")
 
 
-def case_nb_negative_values(ctx):
+def test_nb_negative_values(ctx):
     m = make_mdata()
     m.mod["rna"].X[0, 0] = -1.0
     GROOVE.setup_mudata(m)
     fails(m, lambda: GROOVE(m, likelihood="nb", **MODEL), ValueError, "negative.*likelihood='nb'")
 
 
-def case_unknown_likelihood(ctx):
+def test_unknown_likelihood(ctx):
     m = make_mdata()
     GROOVE.setup_mudata(m)
     fails(m, lambda: GROOVE(m, likelihood="poisson"), ValueError, "likelihood")
 
 
-def case_likelihood_dict_missing_modality(ctx):
+def test_likelihood_dict_missing_modality(ctx):
     m = make_mdata()
     GROOVE.setup_mudata(m)
     fails(m, lambda: GROOVE(m, likelihood={"rna": "nb"}), KeyError, "likelihood.*protein")
 
 
-def case_nb_counts_train(ctx):
+def test_nb_counts_train(ctx):
     m = make_mdata(dtype=np.int64)
     GROOVE.setup_mudata(m)
     model = GROOVE(m, likelihood="nb", **MODEL)
@@ -269,7 +277,7 @@ def case_nb_counts_train(ctx):
     assert out.shape == (60, 6) and np.isfinite(out.X).all() and (out.X >= 0).all()
 
 
-def case_all_zero_cells_and_features(ctx):
+def test_all_zero_cells_and_features(ctx):
     m = make_mdata()
     m.mod["rna"].X[:5] = 0
     m.mod["protein"].X[:, 0] = 0
@@ -280,7 +288,7 @@ def case_all_zero_cells_and_features(ctx):
     assert out.shape == (60, 8) and np.isfinite(out.X).all()
 
 
-def case_all_zero_features_nb(ctx):
+def test_all_zero_features_nb(ctx):
     m = make_mdata()
     m.mod["rna"].X[:, :2] = 0
     m.mod["rna"].X[:3] = 0
@@ -290,19 +298,19 @@ def case_all_zero_features_nb(ctx):
     assert np.isfinite(model.get_latent_representation(modality="rna")).all()
 
 
-def case_dtype_float64(ctx):
+def test_dtype_float64(ctx):
     _train_dtype(np.float64, sparse_x=False)
 
 
-def case_dtype_int32(ctx):
+def test_dtype_int32(ctx):
     _train_dtype(np.int32, sparse_x=False)
 
 
-def case_sparse_float32(ctx):
+def test_sparse_float32(ctx):
     _train_dtype(np.float32, sparse_x=True)
 
 
-def case_sparse_float64(ctx):
+def test_sparse_float64(ctx):
     _train_dtype(np.float64, sparse_x=True)
 
 
@@ -314,7 +322,7 @@ def _train_dtype(dtype, sparse_x):
     assert np.isfinite(z["rna"]).all()
 
 
-def case_sparse_and_dense_give_same_latent(ctx):
+def test_sparse_and_dense_give_same_latent(ctx):
     model = ctx["trained"]
     dense = make_mdata()
     sp = make_mdata(sparse_x=True)
@@ -323,13 +331,13 @@ def case_sparse_and_dense_give_same_latent(ctx):
     np.testing.assert_allclose(za["rna"], zb["rna"], rtol=1e-5, atol=1e-6)
 
 
-def case_setup_mudata_view(ctx):
+def test_setup_mudata_view(ctx):
     m = make_mdata()
     view = m[m.obs_names[:30]]
     fails(m, lambda: GROOVE.setup_mudata(view), ValueError, "view")
 
 
-def case_setup_modality_view(ctx):
+def test_setup_modality_view(ctx):
     m = make_mdata()
     a = make_mdata()
     m.mod["rna"] = a.mod["rna"][:30]
@@ -339,18 +347,18 @@ def case_setup_modality_view(ctx):
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "view")
 
 
-def case_latent_of_a_view(ctx):
+def test_latent_of_a_view(ctx):
     m = make_mdata()
     view = m[m.obs_names[:30]]
     fails(m, lambda: gs.tl.latent(ctx["trained"], view), ValueError, "view.*copy")
 
 
-def case_colliding_obs_names_refused(ctx):
+def test_colliding_obs_names_refused(ctx):
     m = make_mdata(same_names=True)
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "obs_names occur in both.*from_anndatas")
 
 
-def case_from_anndatas_prefixes_colliding_names(ctx):
+def test_from_anndatas_prefixes_colliding_names(ctx):
     m = make_mdata(same_names=True)
     with pytest.warns(UserWarning):
         fixed = gs.data.from_anndatas(dict(m.mod))
@@ -359,7 +367,7 @@ def case_from_anndatas_prefixes_colliding_names(ctx):
     assert model.get_latent_representation(modality="rna").shape == (60, 4)
 
 
-def case_feature_order_changed(ctx):
+def test_feature_order_changed(ctx):
     model = ctx["trained"]
     m = make_mdata()
     ref = model.get_latent_representation(m)
@@ -370,7 +378,7 @@ def case_feature_order_changed(ctx):
     np.testing.assert_allclose(z["rna"], ref["rna"], rtol=1e-5, atol=1e-6)
 
 
-def case_feature_missing_in_new_data(ctx):
+def test_feature_missing_in_new_data(ctx):
     model = ctx["trained"]
     m = make_mdata()
     m.mod["rna"] = m.mod["rna"][:, 1:].copy()
@@ -378,12 +386,12 @@ def case_feature_missing_in_new_data(ctx):
     fails(m, lambda: model.get_latent_representation(m), ValueError, "features.*missing")
 
 
-def case_latent_unknown_modality(ctx):
+def test_latent_unknown_modality(ctx):
     model = ctx["trained"]
     fails(model.adata, lambda: model.get_latent_representation(modality="atac"), KeyError, "atac")
 
 
-def case_latent_new_data_missing_modality(ctx):
+def test_latent_new_data_missing_modality(ctx):
     model = ctx["trained"]
     m = MuData({"rna": make_mdata().mod["rna"], "other": make_mdata().mod["protein"]})
     # a query with one of the model's modalities is mapped; asking for the absent one fails
@@ -393,43 +401,43 @@ def case_latent_new_data_missing_modality(ctx):
     fails(none, lambda: model.get_latent_representation(none), KeyError, "none of the model")
 
 
-def case_latent_new_data_nan(ctx):
+def test_latent_new_data_nan(ctx):
     model = ctx["trained"]
     m = make_mdata()
     m.mod["protein"].X[1, 1] = np.nan
     fails(m, lambda: model.get_latent_representation(m), ValueError, "NaN")
 
 
-def case_latent_new_data_unseen_labels(ctx):
+def test_latent_new_data_unseen_labels(ctx):
     model = ctx["trained"]
     m = make_mdata({"new": 10}, {"new2": 5})
     z = model.get_latent_representation(m)
     assert z["rna"].shape == (10, 4) and z["protein"].shape == (5, 4)
 
 
-def case_translate_unknown_modality(ctx):
+def test_translate_unknown_modality(ctx):
     model = ctx["trained"]
     fails(model.adata, lambda: model.translate(source="rna", target="atac"), KeyError, "atac")
 
 
-def case_translate_same_modality(ctx):
+def test_translate_same_modality(ctx):
     model = ctx["trained"]
     fails(model.adata, lambda: model.translate(source="rna", target="rna"), ValueError, "differ")
 
 
-def case_train_zero_epochs(ctx):
+def test_train_zero_epochs(ctx):
     model = ctx["trained"]
     fails(model.adata, lambda: model.train(max_epochs=0, **QUIET), ValueError, "max_epochs")
 
 
-def case_empty_modality(ctx):
+def test_empty_modality(ctx):
     m = make_mdata()
     m.mod["rna"] = m.mod["rna"][:0].copy()
     m.update()
     fails(m, lambda: GROOVE.setup_mudata(m), ValueError, "empty|occurs in both")
 
 
-def case_latent_empty_selection(ctx):
+def test_latent_empty_selection(ctx):
     model = ctx["trained"]
     m = make_mdata()
     m.mod["rna"] = m.mod["rna"][:0].copy()
@@ -439,7 +447,7 @@ def case_latent_empty_selection(ctx):
     assert z["protein"].shape == (60, 4)
 
 
-def case_tl_latent_writes_union(ctx):
+def test_tl_latent_writes_union(ctx):
     model = ctx["trained"]
     m = make_mdata()
     gs.tl.latent(model, m)
@@ -447,12 +455,12 @@ def case_tl_latent_writes_union(ctx):
     assert np.isfinite(m.obsm["X_groove"]).all()
 
 
-def case_tl_latent_not_mudata(ctx):
+def test_tl_latent_not_mudata(ctx):
     with pytest.raises(TypeError, match=r"`mdata` must be a mudata\.MuData"):
         gs.tl.latent(ctx["trained"], make_mdata().mod["rna"])
 
 
-def case_align_unknown_modality(ctx):
+def test_align_unknown_modality(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -462,7 +470,7 @@ def case_align_unknown_modality(ctx):
     )
 
 
-def case_align_missing_rep(ctx):
+def test_align_missing_rep(ctx):
     test = ctx["paired"][1].copy()
     fails(
         test,
@@ -472,7 +480,7 @@ def case_align_missing_rep(ctx):
     )
 
 
-def case_align_missing_group_key(ctx):
+def test_align_missing_group_key(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -482,7 +490,7 @@ def case_align_missing_group_key(ctx):
     )
 
 
-def case_align_nan_rep(ctx):
+def test_align_nan_rep(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     test.mod["rna"].obsm["X_groove"][0, 0] = np.nan
     fails(
@@ -493,7 +501,7 @@ def case_align_nan_rep(ctx):
     )
 
 
-def case_align_labels_absent_from_one_modality(ctx):
+def test_align_labels_absent_from_one_modality(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     rna = test.mod["rna"]
     lab = rna.obs["perturbation"].astype(str).to_numpy().copy()
@@ -505,7 +513,7 @@ def case_align_labels_absent_from_one_modality(ctx):
     assert np.isclose(t.sum(), 1.0, atol=1e-3)
 
 
-def case_align_empty_selection(ctx):
+def test_align_empty_selection(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     test.mod["rna"] = test.mod["rna"][:0].copy()
     test.update()
@@ -517,7 +525,7 @@ def case_align_empty_selection(ctx):
     )
 
 
-def case_impute_unknown_coupling_key(ctx):
+def test_impute_unknown_coupling_key(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -527,7 +535,7 @@ def case_impute_unknown_coupling_key(ctx):
     )
 
 
-def case_impute_unknown_layer(ctx):
+def test_impute_unknown_layer(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -537,7 +545,7 @@ def case_impute_unknown_layer(ctx):
     )
 
 
-def case_impute_unknown_modality(ctx):
+def test_impute_unknown_modality(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -547,7 +555,7 @@ def case_impute_unknown_modality(ctx):
     )
 
 
-def case_impute_works(ctx):
+def test_impute_works(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     gs.tl.impute(test, source="rna", target="protein")
     out = test.mod["rna"].obsm["protein_imputed"]
@@ -555,7 +563,7 @@ def case_impute_works(ctx):
     assert np.isfinite(out.to_numpy()).all()
 
 
-def case_matching_metrics_unknown_coupling_key(ctx):
+def test_matching_metrics_unknown_coupling_key(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -565,7 +573,7 @@ def case_matching_metrics_unknown_coupling_key(ctx):
     )
 
 
-def case_matching_metrics_unknown_truth_key(ctx):
+def test_matching_metrics_unknown_truth_key(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -575,19 +583,19 @@ def case_matching_metrics_unknown_truth_key(ctx):
     )
 
 
-def case_matching_metrics_works(ctx):
+def test_matching_metrics_works(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     res = gs.tl.matching_metrics(test, source="rna", target="protein")
     assert all(np.isfinite(v) or np.isnan(v) for v in res.values())
     assert 0.0 <= res["foscttm"] <= 1.0 if "foscttm" in res else True
 
 
-def case_imputation_metrics_shape_mismatch(ctx):
+def test_imputation_metrics_shape_mismatch(ctx):
     with pytest.raises(ValueError, match="shape"):
         gs.tl.imputation_metrics(np.ones((5, 3)), np.ones((4, 3)))
 
 
-def case_imputation_metrics_nan_rows_skipped(ctx):
+def test_imputation_metrics_nan_rows_skipped(ctx):
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(10, 5))
     pred = obs + 0.1 * rng.normal(size=(10, 5))
@@ -597,24 +605,24 @@ def case_imputation_metrics_nan_rows_skipped(ctx):
     assert np.isfinite(res["pearson_cell"])
 
 
-def case_foscttm_shape_mismatch(ctx):
+def test_foscttm_shape_mismatch(ctx):
     with pytest.raises(ValueError, match=r"`x` \(5, 2\) and `y` \(4, 2\) must have the same shape"):
         gs.tl.foscttm(np.ones((5, 2)), np.ones((4, 2)))
 
 
-def case_label_transfer_length_mismatch(ctx):
+def test_label_transfer_length_mismatch(ctx):
     with pytest.raises(
         ValueError, match=r"`labels_source` has 4 entries but `x_source` has 5 rows"
     ):
         gs.tl.label_transfer_accuracy(np.ones((5, 2)), ["a"] * 4, np.ones((3, 2)), ["a"] * 3)
 
 
-def case_split_missing_label_key(ctx):
+def test_split_missing_label_key(ctx):
     sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=10, seed=0)
     fails(sim, lambda: gs.data.split_weakly_paired(sim, "pert"), KeyError, "pert")
 
 
-def case_split_unknown_modality(ctx):
+def test_split_unknown_modality(ctx):
     sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=10, seed=0)
     fails(
         sim,
@@ -624,26 +632,26 @@ def case_split_unknown_modality(ctx):
     )
 
 
-def case_split_bad_test_size(ctx):
+def test_split_bad_test_size(ctx):
     sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=10, seed=0)
     fails(sim, lambda: gs.data.split_weakly_paired(sim, test_size=1.5), ValueError, "test_size")
 
 
-def case_split_label_with_one_cell(ctx):
+def test_split_label_with_one_cell(ctx):
     sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=[10, 1], seed=0)
     train, test = gs.data.split_weakly_paired(sim, test_size=0.3, seed=0)
     n = sum(x.n_obs for x in (train.mod["rna"], test.mod["rna"]))
     assert n <= sim.mod["rna"].n_obs
 
 
-def case_simulate_bad_arguments(ctx):
+def test_simulate_bad_arguments(ctx):
     with pytest.raises(ValueError, match="n_perturbations"):
         gs.datasets.simulate(n_perturbations=0)
     with pytest.raises(ValueError, match="shared_fraction"):
         gs.datasets.simulate(shared_fraction=1.5)
 
 
-def case_simulate_counts_nb(ctx):
+def test_simulate_counts_nb(ctx):
     sim = gs.datasets.simulate(
         n_perturbations=2, cells_per_perturbation=5, likelihood=("nb", "gaussian"), seed=0
     )
@@ -652,7 +660,7 @@ def case_simulate_counts_nb(ctx):
     assert (x >= 0).all() and np.allclose(x, np.round(x))
 
 
-def case_setup_duplicate_obs_names_within_a_modality(ctx):
+def test_setup_duplicate_obs_names_within_a_modality(ctx):
     m = make_mdata()
     m.mod["rna"].obs_names = ["x"] * m.mod["rna"].n_obs
     fails(
@@ -663,7 +671,7 @@ def case_setup_duplicate_obs_names_within_a_modality(ctx):
     )
 
 
-def case_setup_missing_batch_key(ctx):
+def test_setup_missing_batch_key(ctx):
     m = make_mdata()
     fails(
         m,
@@ -673,7 +681,7 @@ def case_setup_missing_batch_key(ctx):
     )
 
 
-def case_batch_unseen_at_inference(ctx):
+def test_batch_unseen_at_inference(ctx):
     m = make_mdata()
     for mod in m.mod.values():
         mod.obs["batch"] = np.where(np.arange(mod.n_obs) % 2, "b1", "b2")
@@ -684,7 +692,7 @@ def case_batch_unseen_at_inference(ctx):
     fails(new, lambda: model.get_latent_representation(new), ValueError, "unseen.*b3")
 
 
-def case_train_bad_sizes(ctx):
+def test_train_bad_sizes(ctx):
     model = ctx["trained"]
     for kw, match in (
         ({"batch_size": 0}, r"`batch_size` must be an integer >= 1, got 0"),
@@ -695,7 +703,7 @@ def case_train_bad_sizes(ctx):
         fails(model.adata, lambda kw=kw: model.train(**{**TRAIN, **kw}), ValueError, match)
 
 
-def case_model_bad_sizes(ctx):
+def test_model_bad_sizes(ctx):
     m = make_mdata()
     GROOVE.setup_mudata(m)
     fails(m, lambda: GROOVE(m, n_latent=0), ValueError, r"`n_latent` must be an integer >= 1")
@@ -703,7 +711,7 @@ def case_model_bad_sizes(ctx):
     fails(m, lambda: GROOVE(m, tau=0), ValueError, r"`tau` must be > 0")
 
 
-def case_latent_bad_batch_size(ctx):
+def test_latent_bad_batch_size(ctx):
     model = ctx["trained"]
     fails(
         model.adata,
@@ -713,7 +721,7 @@ def case_latent_bad_batch_size(ctx):
     )
 
 
-def case_setup_failing_registration_leaves_mdata_unchanged(ctx):
+def test_setup_failing_registration_leaves_mdata_unchanged(ctx):
     from unittest import mock
 
     from scvi.data import AnnDataManager
@@ -744,21 +752,21 @@ TINY_BENCHMARK = {
 }
 
 
-def case_benchmark_no_datasets(ctx):
+def test_benchmark_no_datasets(ctx):
     from groove_sc import benchmark
 
     with pytest.raises(KeyError, match="datasets"):
         benchmark.run({"learners": ["pca"], "aligners": ["uniform"]}, progress=False)
 
 
-def case_benchmark_unknown_learner(ctx):
+def test_benchmark_unknown_learner(ctx):
     from groove_sc import benchmark
 
     with pytest.raises(KeyError, match=r"learner kind .nope.; known"):
         benchmark.run(dict(copy.deepcopy(TINY_BENCHMARK), learners=["nope"]), progress=False)
 
 
-def case_benchmark_dataset_without_label_key(ctx):
+def test_benchmark_dataset_without_label_key(ctx):
     from groove_sc import benchmark
 
     cfg = copy.deepcopy(TINY_BENCHMARK)
@@ -767,7 +775,7 @@ def case_benchmark_dataset_without_label_key(ctx):
         benchmark.run(cfg, progress=False)
 
 
-def case_benchmark_unknown_aligner_method_is_recorded(ctx):
+def test_benchmark_unknown_aligner_method_is_recorded(ctx):
     # documented: a failing alignment is recorded (status="failed", error), never fatal
     from groove_sc import benchmark
 
@@ -780,7 +788,7 @@ def case_benchmark_unknown_aligner_method_is_recorded(ctx):
     assert (res[res["aligner"] == "uniform"]["status"] == "ok").all()
 
 
-def case_benchmark_tiny_run(ctx):
+def test_benchmark_tiny_run(ctx):
     from groove_sc import benchmark
 
     res = benchmark.run(copy.deepcopy(TINY_BENCHMARK), progress=False)
@@ -793,7 +801,7 @@ def case_benchmark_tiny_run(ctx):
     ).all()
 
 
-def case_cli_unknown_command(ctx):
+def test_cli_unknown_command(ctx):
     from groove_sc.cli import main
 
     with pytest.raises(SystemExit) as info:
@@ -801,7 +809,7 @@ def case_cli_unknown_command(ctx):
     assert info.value.code != 0
 
 
-def case_cli_bad_epochs(ctx):
+def test_cli_bad_epochs(ctx):
     from groove_sc.cli import main
 
     with pytest.raises(SystemExit) as info:
@@ -809,7 +817,7 @@ def case_cli_bad_epochs(ctx):
     assert info.value.code != 0
 
 
-def case_align_on_a_view_works_on_the_view(ctx):
+def test_align_on_a_view_works_on_the_view(ctx):
     # writing the coupling materialises the view (anndata/mudata semantics); the parent is
     # left unchanged
     test = _latents_and_coupling(ctx["paired"][1])
@@ -821,7 +829,7 @@ def case_align_on_a_view_works_on_the_view(ctx):
     assert_same(before, snapshot(test))
 
 
-def case_impute_after_subsetting_target(ctx):
+def test_impute_after_subsetting_target(ctx):
     # the coupling is read through obsmap: dropping target cells drops their columns
     test = _latents_and_coupling(ctx["paired"][1])
     test.mod["protein"] = test.mod["protein"][:5].copy()
@@ -833,7 +841,7 @@ def case_impute_after_subsetting_target(ctx):
     assert rows.any() and (np.isnan(out[~rows]).all())
 
 
-def case_matching_metrics_missing_group_key(ctx):
+def test_matching_metrics_missing_group_key(ctx):
     test = _latents_and_coupling(ctx["paired"][1])
     fails(
         test,
@@ -843,7 +851,7 @@ def case_matching_metrics_missing_group_key(ctx):
     )
 
 
-def case_matching_metrics_missing_rep_gives_nan(ctx):
+def test_matching_metrics_missing_rep_gives_nan(ctx):
     # documented: the latent-space scores are NaN when `use_rep` is absent, the rest is scored
     test = _latents_and_coupling(ctx["paired"][1])
     res = gs.tl.matching_metrics(test, source="rna", target="protein", use_rep="X_nope")
@@ -852,7 +860,7 @@ def case_matching_metrics_missing_rep_gives_nan(ctx):
     assert any(np.isnan(v) for v in res.values())
 
 
-def case_metrics_empty_selection(ctx):
+def test_metrics_empty_selection(ctx):
     with pytest.raises(ValueError, match="FOSCTTM needs at least two paired cells"):
         gs.tl.foscttm(np.ones((0, 2)), np.ones((0, 2)))
     with pytest.raises(ValueError, match="needs at least one source and one target cell"):
@@ -861,14 +869,14 @@ def case_metrics_empty_selection(ctx):
         gs.tl.imputation_metrics(np.ones((0, 3)), np.ones((0, 3)))
 
 
-def case_foscttm_nan(ctx):
+def test_foscttm_nan(ctx):
     x = np.ones((4, 2))
     x[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"`x` and `y` must not contain NaN or inf"):
         gs.tl.foscttm(x, np.ones((4, 2)))
 
 
-def case_cli_demo_bad_perturbations(ctx, tmp_path_factory=None):
+def test_cli_demo_bad_perturbations(ctx, tmp_path_factory=None):
     import contextlib
     import io
 
@@ -881,14 +889,8 @@ def case_cli_demo_bad_perturbations(ctx, tmp_path_factory=None):
     assert "n_perturbations" in err.getvalue() and "Traceback" not in err.getvalue()
 
 
-CASES = {name[5:]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_case(name, trained, paired):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=FutureWarning)
-        CASES[name]({"trained": trained, "paired": paired})
+#: The cases of the matrix: every test of this module but the count below.
+CASES = sorted(n for n in dict(globals()) if n.startswith("test_"))
 
 
 def test_matrix_has_at_least_40_cases():
