@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import groove_sc as gs
 import groove_sc.benchmark as gb
 from groove_sc._results import RESULT_COLUMNS, read_results
 from groove_sc.benchmark._learner import LEARNERS
@@ -154,6 +155,21 @@ def test_uniform_and_labels_only_couplings_are_flagged():
     t = np.kron(np.eye(2), np.ones((3, 3))) / 18
     assert equals_labels_only(t, t * 5)
     assert not equals_labels_only(t + np.eye(6) * 1e-3, t)
+
+
+def test_propensity_scores_with_coot_are_flagged_labels_only():
+    """COOT on propensity scores returns the uniform coupling (CITE-seq): flagged."""
+    try:
+        gs.datasets.citeseq_pbmc()
+    except FileNotFoundError:
+        pytest.skip("the CITE-seq file is not available")
+    datasets = {"citeseq": {"loader": "citeseq_pbmc", "label_key": "group"}}
+    res = gb.run(
+        _config(datasets=datasets, learners=["propensity_score"], aligners={"coot": {}, "gw": {}}),
+        progress=False,
+    )
+    flags = res.groupby("aligner")["labels_only"].agg(set)
+    assert flags.to_dict() == {"coot": {True}, "gw": {False}}
 
 
 def test_wilcoxon_has_no_test_without_differences(tmp_path):
