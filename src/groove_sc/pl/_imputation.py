@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from ..data._mudata import recorded_label_key
 from ..tl._cells import read_layer
@@ -201,9 +202,7 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 def _column_var(x: Any) -> np.ndarray:
     """Variance of each column (NaN-aware for dense input), without densifying sparse input."""
     if sp.issparse(x):
-        x = x.tocsc().astype(np.float64)
-        mean = np.asarray(x.mean(0)).ravel()
-        return np.asarray(x.multiply(x).mean(0)).ravel() - mean**2
+        return mean_variance_axis(x.tocsc().astype(np.float64), axis=0)[1]
     with np.errstate(invalid="ignore"):
         return np.nanvar(np.asarray(x, dtype=np.float64), axis=0)
 
