@@ -62,6 +62,9 @@ def test_config_is_typed_and_reads_like_a_mapping():
     }
 
 
+SIM = {"loader": "simulate", "label_key": "p"}
+
+
 @pytest.mark.parametrize(
     ("change", "option"),
     [
@@ -69,16 +72,17 @@ def test_config_is_typed_and_reads_like_a_mapping():
         ({"learners": ["scot"]}, "learners.scot"),
         ({"datasets": {"sim": {"loader": "simulate"}}}, "datasets.sim.label_key"),
         ({"datasets": {"sim": {"label_key": "p", "colour": 1}}}, "datasets.sim"),
+        ({"datasets": {"sim": {"label_key": "p", "loader": "csv"}}}, "datasets.sim.loader"),
         (
-            {"datasets": {"sim": {"label_key": "p", "extra_eval_spaces": ["pca"]}}},
+            {"datasets": {"sim": {**SIM, "extra_eval_spaces": ["pca"]}}},
             "datasets.sim.extra_eval_spaces",
         ),
         (
-            {"datasets": {"sim": {"label_key": "p", "preprocess": {"rna": {"tfidf": True}}}}},
+            {"datasets": {"sim": {**SIM, "preprocess": {"rna": {"tfidf": True}}}}},
             "datasets.sim.preprocess.rna",
         ),
         (
-            {"datasets": {"sim": {"label_key": "p", "modalities": ["rna"]}}},
+            {"datasets": {"sim": {**SIM, "modalities": ["rna"]}}},
             "datasets.sim.modalities",
         ),
         ({"aligners": {"a": {"learners": ["nope"]}}}, "aligners.a.learners"),

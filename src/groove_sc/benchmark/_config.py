@@ -7,7 +7,7 @@ and, for a dataset option, the dataset (:class:`ConfigError`).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_ALIGNERS",
     "DEFAULT_LEARNERS",
     "EVAL_SPACES",
+    "LOADERS",
     "PROTOCOLS",
     "BenchmarkConfig",
     "ConfigError",
@@ -28,6 +29,9 @@ __all__ = [
     "load_config",
 ]
 
+#: Dataset loaders by name (``loader:``); a string ``"package.module:function"`` names a
+#: callable instead.
+LOADERS = ("simulate", "snareseq", "citeseq_pbmc", "papalexi_two_view", "h5mu")
 #: Evaluation protocols (see :func:`groove_sc.benchmark.iter_splits`).
 PROTOCOLS = ("heldout_cells", "heldout_labels")
 #: Feature spaces for the barycentric FOSCTTM and the imputation metrics.
@@ -308,6 +312,12 @@ def _dataset(entry: Mapping[str, Any], cfg_protocols: Mapping[str, Any]) -> Data
     if unknown:
         raise ConfigError(where, f"unknown options {unknown}; known: {sorted(known)}.")
     loader = d.get("loader", name)
+    if not callable(loader) and loader not in LOADERS and ":" not in str(loader):
+        raise ConfigError(
+            f"{where}.loader",
+            f"unknown loader {loader!r}; known: {list(LOADERS)}, or a Python callable "
+            "'package.module:function' returning a MuData.",
+        )
     if "label_key" not in d:
         raise ConfigError(f"{where}.label_key", f"dataset {name!r} needs `label_key`.")
     settings = d.get("settings") or {"": {}}
@@ -493,8 +503,3 @@ def load_config(config: str | Path | Mapping[str, Any] | BenchmarkConfig) -> Ben
         learners=learners,
         aligners=aligners,
     )
-
-
-def dataset_names(cfg: BenchmarkConfig) -> Sequence[str]:
-    """The dataset names of a configuration, in order."""
-    return [d.name for d in cfg.datasets]

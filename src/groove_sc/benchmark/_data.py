@@ -18,7 +18,7 @@ from .. import datasets
 from ..data import split_weakly_paired
 from ..data._mudata import _make_mudata
 from ..data._split import _stratified_mask
-from ._config import ConfigError, DatasetConfig, Preprocess
+from ._config import LOADERS, ConfigError, DatasetConfig, Preprocess
 from ._preprocess import preprocess_modality
 
 __all__ = [
@@ -29,9 +29,6 @@ __all__ = [
     "load_dataset_config",
     "split_heldout_labels",
 ]
-
-#: Loaders known to :func:`load_dataset` (``loader:`` in a config).
-LOADERS = ("simulate", "snareseq", "citeseq_pbmc", "papalexi_two_view", "h5mu")
 
 
 @dataclass
