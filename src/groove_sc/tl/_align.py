@@ -378,7 +378,7 @@ def _warn_unconverged(solver: Solver, table: dict[str, Any]) -> None:
         f"error {worst:.1e}; labels: {names}); increase `max_iter` or `epsilon`, or loosen "
         "`tol`. See mdata.uns[key_added]['diagnostics'].",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,  # user -> align -> _solve -> here,
     )
 
 
@@ -529,7 +529,7 @@ def _make_blocks(
             f"{n_missing[0]} source and {n_missing[1]} target cells have no "
             f"`{opts.group_key}` label (NaN); they are left unmatched.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # user -> align -> _solve -> here,
         )
     blocks, only_s, only_t = label_blocks(ls, lt, target_order=tgt_pos)
     if not blocks:
@@ -545,7 +545,7 @@ def _make_blocks(
             f"target cells get zero mass): only in {opts.source!r}: [{format_labels(only_s)}]; "
             f"only in {opts.target!r}: [{format_labels(only_t)}].",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # user -> align -> _solve -> here,
         )
     return blocks, (only_s, only_t)
 
