@@ -27,6 +27,7 @@ __all__ = [
     "lower_is_better",
     "markdown_table",
     "mean_and_se",
+    "mean_se_grid",
     "mean_se_text",
     "metric_rows",
     "per_seed_values",
@@ -244,6 +245,31 @@ def mean_se_text(mean: float, se: float, digits: int = 3) -> str:
     if not np.isfinite(mean):
         return "n/a"
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if np.isfinite(se) else f"{mean:.{digits}f}"
+
+
+def mean_se_grid(
+    summary: pd.DataFrame, learners: Sequence[str], aligners: Sequence[str]
+) -> pd.DataFrame:
+    """Learner x aligner table of ``"mean ± se"`` texts (``"n/a"`` where a cell is missing).
+
+    Parameters
+    ----------
+    summary
+        Rows of one metric with ``learner``, ``aligner``, ``mean`` and ``se`` (a part of
+        :func:`groove_sc.benchmark.summarize`).
+    learners, aligners
+        Row and column order; names absent from ``summary`` are left out.
+
+    Returns
+    -------
+    The table (learners as index, aligners as columns).
+    """
+    text = [mean_se_text(m, s) for m, s in zip(summary["mean"], summary["se"])]
+    wide = summary.assign(txt=text).pivot(index="learner", columns="aligner", values="txt")
+    return wide.reindex(
+        index=[x for x in learners if x in wide.index],
+        columns=[a for a in aligners if a in wide.columns],
+    ).fillna("n/a")
 
 
 def markdown_table(df: pd.DataFrame, columns: Sequence[str] | None = None) -> str:

@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .._results import lower_is_better, markdown_table, mean_se_text, read_results
+from .._results import lower_is_better, markdown_table, mean_se_grid, mean_se_text, read_results
 from ..pl import benchmark as plot_benchmark
+from ._config import DEFAULT_ALIGNERS, DEFAULT_LEARNERS
 from ._stats import headline_table, rank_aligners, rank_learners, summarize, wilcoxon_vs_best
 
 __all__ = [
@@ -32,28 +33,9 @@ __all__ = [
 ]
 
 #: Learners of the docs' tables, in their order.
-DOCS_LEARNERS = [
-    "groove",
-    "groove_previous_default",
-    "groove_no_groupclip",
-    "groove_no_backtranslation",
-    "autoencoder",
-    "clip_random_pairs",
-    "vae_adversarial",
-    "propensity_score",
-    "pca",
-]
+DOCS_LEARNERS = [DEFAULT_LEARNERS[0], "groove_previous_default", *DEFAULT_LEARNERS[1:]]
 #: Aligners of the docs' tables, in their order.
-DOCS_ALIGNERS = [
-    "uniform",
-    "sinkhorn",
-    "emd",
-    "gw",
-    "fgw",
-    "coot",
-    "auto_matching",
-    "auto_imputation",
-]
+DOCS_ALIGNERS = [*DEFAULT_ALIGNERS, "auto_matching", "auto_imputation"]
 _UNIT_CELLS = ["dataset", "setting", "protocol", "fold", "learner", "aligner", "seed"]
 
 
@@ -95,13 +77,7 @@ def grid_markdown(df: pd.DataFrame, metric: str, **where: str) -> str:
     s = summarize(df, metric)
     for k, v in where.items():
         s = s[s[k] == v]
-    s = s.assign(txt=[mean_se_text(m, e) for m, e in zip(s["mean"], s["se"])])
-    wide = s.pivot(index="learner", columns="aligner", values="txt")
-    wide = wide.reindex(
-        index=[x for x in DOCS_LEARNERS if x in wide.index],
-        columns=[a for a in DOCS_ALIGNERS if a in wide.columns],
-    ).fillna("n/a")
-    return markdown_table(wide.reset_index())
+    return markdown_table(mean_se_grid(s, DOCS_LEARNERS, DOCS_ALIGNERS).reset_index())
 
 
 def best_cells_markdown(df: pd.DataFrame, metric: str, k: int = 5) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .._results import lower_is_better, markdown_table, mean_se_text
+from .._results import lower_is_better, markdown_table, mean_se_grid
 from ..pl import benchmark as plot_benchmark
 from ._stats import rank_aligners, rank_learners, summarize, wilcoxon_vs_best
 
@@ -55,12 +55,7 @@ def summary_markdown(results: pd.DataFrame, metrics: Sequence[str] = KEY_METRICS
             sub = part[part["metric"] == metric]
             if sub.empty:
                 continue
-            cell = sub.assign(txt=[mean_se_text(m, s) for m, s in zip(sub["mean"], sub["se"])])
-            wide = cell.pivot(index="learner", columns="aligner", values="txt")
-            wide = wide.reindex(
-                index=[x for x in learners if x in wide.index],
-                columns=[a for a in aligners if a in wide.columns],
-            ).fillna("n/a")
+            wide = mean_se_grid(sub, learners, aligners)
             n = int(sub["n_seeds"].max())
             direction = "lower is better" if lower_is_better(metric) else "higher is better"
             parts.append(f"**{metric}** ({direction}; mean ± SE over {n} seeds)\n")
