@@ -177,7 +177,13 @@ class DatasetConfig(_Record):
         Normalise to 1e4 per cell and take ``log1p`` in every modality (the older, global
         form of ``preprocess``).
     modalities
-        Keep these two modalities (default: all, which must be two).
+        Keep these two modalities (default: all, which must be two); they are the pair that is
+        split, matched and scored.
+    extra_modalities
+        More modalities kept for training only (needs ``modalities``): their cells outside the
+        scored pair's test cells go to the training data of the learners with
+        ``extra_modalities: true`` (see :func:`~groove_sc.benchmark.iter_splits`); the other
+        learners and every score use the pair only.
     preprocess
         Modality -> :class:`Preprocess`.
     extra_eval_spaces
@@ -198,6 +204,7 @@ class DatasetConfig(_Record):
     subsample_per_label: int | None = None
     log1p: bool = False
     modalities: list[str] | None = None
+    extra_modalities: list[str] = field(default_factory=list)
     preprocess: dict[str, Preprocess] = field(default_factory=dict)
     extra_eval_spaces: list[str] = field(default_factory=list)
     protocols: list[str] = field(default_factory=list)
@@ -301,6 +308,34 @@ def _preprocess(value: Any, option: str) -> dict[str, Preprocess]:
     return out
 
 
+def _extra_modalities(value: Any, modalities: list[str] | None, where: str) -> list[str]:
+    """The dataset's ``extra_modalities``, checked against its scored pair ``modalities``."""
+    option = f"{where}.extra_modalities"
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(option, f"must be a list of modality names, got {value!r}.")
+    extra = [str(m) for m in value]
+    if not extra:
+        return []
+    if modalities is None:
+        raise ConfigError(
+            option,
+            "needs `modalities: [A, B]` beside it (the pair that is split and scored); the "
+            "extra modalities only train.",
+        )
+    if len(set(extra)) != len(extra):
+        raise ConfigError(option, f"names a modality twice: {extra}.")
+    both = [m for m in extra if m in modalities]
+    if both:
+        raise ConfigError(
+            option,
+            f"names {both}, which are already in `modalities` ({modalities}); an extra "
+            "modality is one that is not scored.",
+        )
+    return extra
+
+
 def _dataset(entry: Mapping[str, Any], cfg_protocols: Mapping[str, Any]) -> DatasetConfig:
     d = dict(entry)
     if "name" not in d:
@@ -347,6 +382,7 @@ def _dataset(entry: Mapping[str, Any], cfg_protocols: Mapping[str, Any]) -> Data
             raise ConfigError(
                 f"{where}.modalities", f"must name exactly two modalities, got {modalities}."
             )
+    extra = _extra_modalities(d.get("extra_modalities"), modalities, where)
     data_seed = d.get("data_seed")
     if data_seed is None:
         file_per_seed = "{seed}" in str(_mapping(d.get("params"), f"{where}.params").get("path"))
@@ -364,6 +400,7 @@ def _dataset(entry: Mapping[str, Any], cfg_protocols: Mapping[str, Any]) -> Data
         subsample_per_label=d.get("subsample_per_label"),
         log1p=bool(d.get("log1p", False)),
         modalities=modalities,
+        extra_modalities=extra,
         preprocess=_preprocess(d.get("preprocess"), f"{where}.preprocess"),
         extra_eval_spaces=spaces,
         protocols=protocols,
@@ -372,6 +409,44 @@ def _dataset(entry: Mapping[str, Any], cfg_protocols: Mapping[str, Any]) -> Data
             for p, o in _mapping(d.get("protocol_options"), f"{where}.protocol_options").items()
         },
     )
+
+
+def _check_extra_option(
+    name: str,
+    params: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    datasets: list[DatasetConfig],
+) -> None:
+    """A learner's ``extra_modalities`` option: a bool, for a kind that trains on 3+ modalities."""
+    if "extra_modalities" not in params and "extra_modalities" not in defaults:
+        return
+    option = f"learners.{name}.extra_modalities"
+    value = params.get("extra_modalities", defaults.get("extra_modalities"))
+    if not isinstance(value, bool):
+        raise ConfigError(
+            option,
+            f"must be true or false, got {value!r} (the modalities themselves are named by "
+            "the dataset's `extra_modalities`).",
+        )
+    probe = {k: v for k, v in params.items() if k != "extra_modalities"}
+    probe_defaults = {k: v for k, v in defaults.items() if k != "extra_modalities"}
+    try:
+        learner = make_learner(name, probe, probe_defaults)
+    except (KeyError, TypeError):
+        return  # the unknown kind or option is reported by the caller
+    if "extra_modalities" in params and not learner.multimodal:
+        raise ConfigError(
+            option,
+            f"learner {name!r} ({type(learner).__name__}) trains on two modalities only; "
+            "GROOVE kinds (groove, groove_no_groupclip, groove_no_backtranslation, "
+            "autoencoder, clip_random_pairs) take `extra_modalities: true`.",
+        )
+    if value and learner.multimodal and not any(d.extra_modalities for d in datasets):
+        raise ConfigError(
+            option,
+            "is true, but no dataset has `extra_modalities`; give a dataset "
+            "`modalities: [A, B]` (the scored pair) and `extra_modalities: [C]`.",
+        )
 
 
 def load_config(config: str | Path | Mapping[str, Any] | BenchmarkConfig) -> BenchmarkConfig:
@@ -397,7 +472,8 @@ def load_config(config: str | Path | Mapping[str, Any] | BenchmarkConfig) -> Ben
             data_seed: run          # "run": the seed of the run (simulate, callables,
                                     # per-seed files); an int: fixed
             subsample_per_label: null
-            modalities: [rna, protein]          # keep these two modalities
+            modalities: [rna, protein]          # keep these two modalities (scored)
+            extra_modalities: [atac]  # kept for training only, by learners that ask for it
             preprocess:             # per modality, scanpy doing the work, in this order
               rna: {layer: counts, normalize_total: 1e4, log1p: true,
                     highly_variable_genes: 2000, scale: true, pca: 50}
@@ -414,6 +490,7 @@ def load_config(config: str | Path | Mapping[str, Any] | BenchmarkConfig) -> Ben
         learners:                   # name -> options (`kind` when the name is not a kind)
           groove: {}
           groove_previous_default: {kind: groove, beta: 1.0, tau: 0.1}
+          groove_extra: {kind: groove, extra_modalities: true}  # also trains on atac
         aligners:                   # name -> groove_sc.tl.align keyword arguments
           sinkhorn: {method: sinkhorn, epsilon: 0.05}
           decoder: {method: decoder}  # imputation through the decoders (no coupling)
@@ -470,6 +547,7 @@ def load_config(config: str | Path | Mapping[str, Any] | BenchmarkConfig) -> Ben
     learners = {str(k): copy.deepcopy(_mapping(v, f"learners.{k}")) for k, v in learners.items()}
     defaults = copy.deepcopy(_mapping(raw.get("learner_defaults"), "learner_defaults"))
     for name, params in learners.items():  # fail early on unknown kinds and options
+        _check_extra_option(name, params, defaults, datasets)
         try:
             make_learner(name, params, defaults)
         except (KeyError, TypeError) as exc:

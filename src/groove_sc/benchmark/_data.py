@@ -45,6 +45,9 @@ class Split:
     test: md.MuData
     #: extra information (held-out labels, sizes)
     info: dict[str, Any] = field(default_factory=dict)
+    #: ``train`` plus the dataset's ``extra_modalities`` (their training cells), for the
+    #: learners with ``extra_modalities: true``; ``None`` without extra modalities
+    train_extra: md.MuData | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,18 +98,22 @@ def resolve_loader(loader: str | Callable[..., Any]) -> str | Callable[..., Any]
     )
 
 
-def _select_modalities(mdata: md.MuData, modalities: Sequence[str] | None) -> md.MuData:
+def _select_modalities(
+    mdata: md.MuData, modalities: Sequence[str] | None, extra: Sequence[str] = ()
+) -> md.MuData:
     if modalities is not None:
-        missing = [m for m in modalities if m not in mdata.mod]
-        if missing:
-            raise KeyError(
-                f"`modalities:` names {missing}, which the data do not have; its modalities "
-                f"are {list(mdata.mod)}."
-            )
+        for option, names in (("modalities", modalities), ("extra_modalities", extra)):
+            missing = [m for m in names if m not in mdata.mod]
+            if missing:
+                raise KeyError(
+                    f"`{option}:` names {missing}, which the data do not have; its modalities "
+                    f"are {list(mdata.mod)}."
+                )
         mdata = _make_mudata(
-            {m: mdata.mod[m].copy() for m in modalities}, uns=copy.deepcopy(dict(mdata.uns))
+            {m: mdata.mod[m].copy() for m in [*modalities, *extra]},
+            uns=copy.deepcopy(dict(mdata.uns)),
         )
-    if len(mdata.mod) != 2:
+    if len(mdata.mod) != 2 + len(extra):
         raise ValueError(
             f"the dataset must have two modalities, got {list(mdata.mod)}; choose two with "
             "`modalities: [A, B]` in the dataset's configuration."
@@ -126,6 +133,7 @@ def load_dataset(
     modalities: Sequence[str] | None = None,
     preprocess: Mapping[str, Preprocess] | None = None,
     option: str = "datasets",
+    extra_modalities: Sequence[str] = (),
 ) -> md.MuData:
     """Load or simulate one jointly measured dataset for the benchmark.
 
@@ -159,6 +167,9 @@ def load_dataset(
         Modality -> :class:`~groove_sc.benchmark.Preprocess` steps (after ``log1p``).
     option
         Dotted path of the dataset in the configuration (for error messages).
+    extra_modalities
+        Keep these modalities too, after ``modalities`` (which must then be given): training
+        only, see :func:`iter_splits`.
 
     Returns
     -------
@@ -184,7 +195,7 @@ def load_dataset(
         if "path" not in kw:
             raise KeyError("loader 'h5mu' needs `params: {path: FILE}`.")
         mdata = md.read_h5mu(str(kw["path"]).replace("{seed}", str(seed)))
-    mdata = _select_modalities(mdata, modalities)
+    mdata = _select_modalities(mdata, modalities, extra_modalities)
     if not all("pair_id" in mdata.mod[m].obs for m in mdata.mod):
         ids = pd.Index(mdata.mod[next(iter(mdata.mod))].obs_names)
         for m in mdata.mod:  # identify cells by obs_names; cells of one modality get new ids
@@ -353,8 +364,15 @@ def iter_splits(
     n_folds: int = 5,
     folds: Sequence[int] | None = None,
     keep_labels: Sequence[str] = (),
+    extra_modalities: Sequence[str] = (),
 ) -> Iterator[Split]:
     """The train/test splits of one protocol.
+
+    With ``extra_modalities`` the other two modalities of ``mdata`` are the scored pair: they
+    are split exactly as without the extra ones (same seed, same cells), and each extra
+    modality trains on a label-stratified random half of its cells outside the pair's test
+    cells (and, held out labels, outside the held-out labels), about as many cells as each
+    modality of the pair trains on, drawn with a seed of its own (``Split.train_extra``).
 
     Parameters
     ----------
@@ -376,11 +394,32 @@ def iter_splits(
         Run only these folds (default: all).
     keep_labels
         Labels never held out (``heldout_labels``), e.g. the control.
+    extra_modalities
+        Modalities of ``mdata`` for training only (see above).
 
     Yields
     ------
     :class:`Split`
     """
+    if extra_modalities:
+        extra = list(extra_modalities)
+        pair = _make_mudata(
+            {m: mdata.mod[m] for m in mdata.mod if m not in extra},
+            uns=copy.deepcopy(dict(mdata.uns)),
+        )
+        for split in iter_splits(
+            pair,
+            label_key,
+            protocol,
+            seed=seed,
+            test_size=test_size,
+            n_folds=n_folds,
+            folds=folds,
+            keep_labels=keep_labels,
+        ):
+            split.train_extra = _with_extra(mdata, split, extra, label_key, seed)
+            yield split
+        return
     if protocol == "heldout_cells":
         train, test = split_weakly_paired(mdata, label_key, test_size=test_size, seed=seed)
         yield Split(protocol, 0, train, test, {"n_test": test.mod[next(iter(test.mod))].n_obs})
@@ -397,12 +436,44 @@ def iter_splits(
         raise KeyError(f"Unknown protocol {protocol!r}; known: 'heldout_cells', 'heldout_labels'.")
 
 
+def _with_extra(
+    mdata: md.MuData, split: Split, extra: Sequence[str], label_key: str, seed: int
+) -> md.MuData:
+    """The split's training MuData plus the training cells of each extra modality."""
+    first = next(iter(split.test.mod))
+    test_ids = set(split.test.mod[first].obs["pair_id"].tolist())
+    held = set(map(str, split.info.get("test_labels", [])))
+    mods = {m: split.train.mod[m] for m in split.train.mod}
+    sizes = {}
+    for k, m in enumerate(extra):
+        adata = mdata.mod[m]
+        labels = adata.obs[label_key].astype(str).to_numpy()
+        ok = ~adata.obs["pair_id"].isin(test_ids).to_numpy() & ~np.isin(labels, list(held))
+        rows = np.flatnonzero(ok)
+        rng = np.random.default_rng([seed, 0xE7, k])
+        _, codes = np.unique(labels[rows], return_inverse=True)
+        n_per = np.bincount(codes)
+        take = n_per // 2 + (n_per % 2) * rng.integers(0, 2, size=n_per.size)
+        rows = rows[_stratified_mask(codes, take, rng)]
+        out = adata[rows].copy()
+        out.obs_names = pd.Index([f"{m}:{name}" for name in adata.obs_names[rows]])
+        col = adata.obs[label_key]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            out.obs[label_key] = out.obs[label_key].cat.set_categories(col.cat.categories)
+        mods[m] = out
+        sizes[f"n_train_{m}"] = int(rows.size)
+    uns = copy.deepcopy(dict(split.train.uns))
+    uns["split"] = {**dict(uns.get("split", {})), "extra_modalities": list(extra), **sizes}
+    return _make_mudata(mods, uns=uns)
+
+
 def load_dataset_config(dataset: DatasetConfig, setting: str, seed: int) -> md.MuData:
     """Load one dataset of a configuration for one setting and seed.
 
     Errors name the option they concern: a modality missing from the data names
-    ``datasets.<name>.modalities``, a wrong label column ``datasets.<name>.label_key``, a
-    failing loader ``datasets.<name>.loader`` (:class:`~groove_sc.benchmark.ConfigError`).
+    ``datasets.<name>.modalities`` (or ``extra_modalities``), a wrong label column
+    ``datasets.<name>.label_key``, a failing loader ``datasets.<name>.loader``
+    (:class:`~groove_sc.benchmark.ConfigError`).
 
     Parameters
     ----------
@@ -431,12 +502,15 @@ def load_dataset_config(dataset: DatasetConfig, setting: str, seed: int) -> md.M
             modalities=dataset.modalities,
             preprocess=dataset.preprocess,
             option=where,
+            extra_modalities=dataset.extra_modalities,
         )
     except ConfigError:
         raise
     except Exception as exc:
         text = str(exc).strip("'\"")
         option = "modalities" if "modalities" in text else "loader"
+        if "`extra_modalities:`" in text:
+            option = "extra_modalities"
         raise ConfigError(f"{where}.{option}", f"{type(exc).__name__}: {text}") from exc
     for key, name in ((dataset.label_key, "label_key"), (dataset.eval_label_key, "eval_label_key")):
         for m in mdata.mod:

@@ -44,6 +44,10 @@ class GrooveLearner(Learner):
         ``label_transfer_validation`` is reported as a metric of the fit.
     accelerator
         Lightning accelerator (default ``"cpu"``).
+    extra_modalities
+        Also train on the dataset's ``extra_modalities`` (a dataset option: modalities kept
+        for training only, never scored); the model then has three or more modalities and
+        embeds the scored pair's test cells as before.
     **model_kwargs
         Passed to :class:`groove_sc.model.GROOVE` (``beta``, ``alpha``, ``tau``, ``n_latent``,
         ``groupclip``, ``contrastive``, ``likelihood``, ...).
@@ -63,12 +67,15 @@ class GrooveLearner(Learner):
         early_stopping_monitor: str | None = None,
         early_stopping_patience: int = 20,
         accelerator: str = "cpu",
+        extra_modalities: bool = False,
         **model_kwargs: Any,
     ):
         arguments = options(locals())
         self.model_kwargs = arguments.pop("model_kwargs")
         super().__init__(name, **arguments, **self.model_kwargs)
         self.model = None
+
+    multimodal = True
 
     def _fit(self, train: MuData, label_key: str, seed: int) -> None:
         p = self.params

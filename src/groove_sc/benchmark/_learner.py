@@ -78,6 +78,9 @@ class Learner(ABC):
 
     #: Whether both modalities are embedded into one shared space.
     shared_space: bool = True
+    #: Whether the learner can train on three or more modalities (the dataset's
+    #: ``extra_modalities``, with the learner option ``extra_modalities: true``).
+    multimodal: bool = False
 
     def __init__(self, name: str | None = None, **params: Any):
         self.name = name or type(self).__name__
@@ -95,7 +98,8 @@ class Learner(ABC):
         Parameters
         ----------
         train
-            Training data; it is not modified.
+            Training data; it is not modified. Three or more modalities only for a
+            :attr:`multimodal` learner.
         label_key
             Label column of each modality's ``.obs``.
         seed
@@ -105,13 +109,18 @@ class Learner(ABC):
         -------
         ``self``.
         """
-        if len(train.mod) != 2:
+        if len(train.mod) != 2 and not (self.multimodal and len(train.mod) > 2):
             raise ValueError(f"`train` must have exactly two modalities, got {list(train.mod)}.")
         self.modalities = list(train.mod)
         start = time.perf_counter()
         self._fit(train, label_key, seed)
         self.fit_seconds = time.perf_counter() - start
         return self
+
+    @property
+    def uses_extra_modalities(self) -> bool:
+        """Whether the learner trains on the dataset's ``extra_modalities`` too."""
+        return bool(self.multimodal and self.params.get("extra_modalities", False))
 
     def transform(self, mdata: MuData) -> dict[str, np.ndarray]:
         """Embed every cell of each modality of ``mdata``.

@@ -50,7 +50,12 @@ class _Splits:
             opts = self.cfg.protocol_options(dataset, unit.protocol)
             try:
                 found = iter_splits(
-                    self.data, dataset.label_key, unit.protocol, seed=unit.seed, **opts
+                    self.data,
+                    dataset.label_key,
+                    unit.protocol,
+                    seed=unit.seed,
+                    extra_modalities=dataset.extra_modalities,
+                    **opts,
                 )
                 self.splits[unit.split_key] = {s.fold: s for s in found}
             except Exception as exc:

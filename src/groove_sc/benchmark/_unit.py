@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from mudata import MuData
 
 from .._results import error_text, metric_rows
 from ..data import split_disjoint
@@ -28,7 +29,7 @@ from ._scoring import (
     workspace,
 )
 
-__all__ = ["Fit", "fit_learner", "run_unit"]
+__all__ = ["Fit", "fit_learner", "run_unit", "training_data"]
 
 #: Aligner methods that need both modalities in one space.
 SHARED_SPACE_METHODS = ("sinkhorn", "emd", "fgw")
@@ -62,13 +63,30 @@ class Fit:
     metrics: list[str] = field(default_factory=list)
 
 
+def training_data(learner: Learner, split: Split, dataset: DatasetConfig) -> MuData:
+    """The cells ``learner`` trains on: the pair's, and with ``extra_modalities`` the extras'.
+
+    Raises :class:`LearnerNotApplicable` for a learner with ``extra_modalities: true`` on a
+    dataset without ``extra_modalities``.
+    """
+    if not learner.uses_extra_modalities:
+        return split.train
+    if split.train_extra is None:
+        raise LearnerNotApplicable(
+            f"learner {learner.name!r} has `extra_modalities: true`, but dataset "
+            f"{dataset.name!r} has no `extra_modalities`."
+        )
+    return split.train_extra
+
+
 def fit_learner(learner: Learner, split: Split, dataset: DatasetConfig, seed: int) -> Fit:
     """Fit a learner on the split's training cells and embed its test cells.
 
     Raises whatever the fit raises (:class:`LearnerNotApplicable` when it does not apply).
     """
+    train = training_data(learner, split, dataset)
     start = time.perf_counter()
-    learner.fit(split.train, dataset.label_key, seed)
+    learner.fit(train, dataset.label_key, seed)
     emb = learner.transform(split.test)
     emb_train = learner.transform(split.train) if learner.shared_space else {}
     seconds = time.perf_counter() - start
@@ -97,10 +115,12 @@ def fit_learner(learner: Learner, split: Split, dataset: DatasetConfig, seed: in
 
 
 def _replicates(
-    name: str, cfg: BenchmarkConfig, split: Split, label_key: str, seed: int
+    name: str, cfg: BenchmarkConfig, split: Split, dataset: DatasetConfig, seed: int
 ) -> list[dict[str, np.ndarray]]:
     """Two refits of a learner on disjoint halves of the training cells, embedding the test."""
-    halves = split_disjoint(split.train, label_key, n_parts=2, seed=seed)
+    learner = make_learner(name, cfg.learners[name], cfg.learner_defaults)
+    label_key = dataset.label_key
+    halves = split_disjoint(training_data(learner, split, dataset), label_key, n_parts=2, seed=seed)
     out = []
     for k, half in enumerate(halves):
         learner = make_learner(name, cfg.learners[name], cfg.learner_defaults)
@@ -161,7 +181,7 @@ def run_unit(
     if learner.shared_space and any(p.get("method") == "auto" for p in aligners.values()):
         try:
             start = time.perf_counter()
-            for k, rep in enumerate(_replicates(name, cfg, split, label_key, seed)):
+            for k, rep in enumerate(_replicates(name, cfg, split, dataset, seed)):
                 reps[f"{_REP}_rep{k}"] = rep
             replicate_seconds = time.perf_counter() - start
         except Exception as exc:

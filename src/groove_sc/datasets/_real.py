@@ -120,6 +120,49 @@ def citeseq_pbmc(path: str | os.PathLike[str] | None = None) -> md.MuData:
     return _read_h5mu(_find_file(CITESEQ_FILE, path))
 
 
+def citeseq_three_view(path: str | os.PathLike[str] | None = None, *, seed: int = 0) -> md.MuData:
+    """The CITE-seq PBMC subset as a three-view problem: two RNA views and the proteins.
+
+    The 25 genes of :func:`citeseq_pbmc` are split at random into two disjoint sets,
+    ``rna_a`` (13 genes) and ``rna_b`` (12 genes), which play two modalities measured in the
+    same cells as ``adt`` (the 25 proteins). Two of the three views are halves of **one**
+    assay: this is a three-view problem made from a two-assay experiment, not a three-assay
+    one (see ``mdata.uns["note"]``). Label: ``obs["group"]`` (6 KMeans groups of the joint
+    profile, as in :func:`citeseq_pbmc`).
+
+    Parameters
+    ----------
+    path
+        The ``citeseq_pbmc_1000.h5mu`` file or the directory holding it; see
+        :func:`citeseq_pbmc`.
+    seed
+        Seed of :func:`numpy.random.default_rng` for the random gene split.
+
+    Returns
+    -------
+    MuData with modalities ``rna_a``, ``adt`` and ``rna_b`` (row ``i`` of each is the same
+    cell, ``obs["pair_id"]``).
+    """
+    mdata = citeseq_pbmc(path)
+    rna, adt = mdata.mod["rna"], mdata.mod["adt"]
+    order = np.random.default_rng(seed).permutation(rna.n_vars)
+    half = (rna.n_vars + 1) // 2
+    mods = {
+        "rna_a": rna[:, np.sort(order[:half])].copy(),
+        "adt": adt.copy(),
+        "rna_b": rna[:, np.sort(order[half:])].copy(),
+    }
+    for view in mods.values():
+        if "pair_id" not in view.obs:
+            view.obs["pair_id"] = np.arange(view.n_obs)
+    note = (
+        "Three-view problem from a TWO-assay experiment (CITE-seq PBMC, Stoeckius et al. 2017): "
+        f"rna_a and rna_b are disjoint random halves of the same {rna.n_vars} RNA genes (gene "
+        f"split seed {seed}), adt the {adt.n_vars} proteins. Not a three-assay test."
+    )
+    return _make_mudata(mods, uns={**dict(mdata.uns), "note": note})
+
+
 def papalexi_thp1(
     path: str | os.PathLike[str] | None = None, *, filter_assignments: bool = True
 ) -> ad.AnnData:

@@ -106,7 +106,8 @@ def _subsets(
         )
     out = []
     for key, frac in shared_subsets.items():
-        members = [key] if isinstance(key, str) else list(key)
+        # a string key names its members joined by "+" ("rna+atac"; YAML keys cannot be lists)
+        members = [k.strip() for k in key.split("+")] if isinstance(key, str) else list(key)
         unknown = [m for m in members if m not in names]
         if unknown:
             raise ValueError(
@@ -271,7 +272,8 @@ def simulate(
         Number of modalities (at least 2); default: the length of ``modality_names``, else 2.
     shared_subsets
         Blocks seen by a subset of the modalities: ``{(name, name, ...): fraction}``; each key
-        names at least two and fewer than all modalities, each value in (0, 1] is the
+        names at least two and fewer than all modalities (a tuple, or one string joining them
+        with ``"+"``, e.g. ``"rna+atac"``, as in a YAML configuration), each value in (0, 1] is the
         fraction of its members' non-shared variance in that block (the fractions of one
         modality sum to at most 1). Each block has ``n_latent_specific`` dimensions; the
         truth is in ``obsm["z_subset"]`` of its members.
