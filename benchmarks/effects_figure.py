@@ -2,7 +2,8 @@
 
 Writes ``docs/_static/effects/papalexi_two_view.png``: ``gs.tl.perturbation_effects`` on the
 two disjoint halves of the 299 genes (``gs.datasets.papalexi_two_view``, each view
-depth-normalised and log-transformed, every cell; one assay, so two views rather than two assays) and ``gs.pl.perturbation_effects``.
+depth-normalised and log-transformed, every cell; one assay, so two views rather than two
+assays) and ``gs.pl.perturbation_effects``.
 
 Usage::
 
