@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import groove_sc as gs
-from _shared import QUIET
 from groove_sc.model import GROOVE
+from tests._shared import QUIET
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

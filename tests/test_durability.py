@@ -10,8 +10,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from scipy import sparse
 
 import groove_sc as gs
-from _shared import MODEL, TRAIN
 from groove_sc.model import GROOVE
+from tests._shared import MODEL, TRAIN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

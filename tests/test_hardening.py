@@ -17,9 +17,9 @@ from mudata import MuData
 from scipy import sparse
 
 import groove_sc as gs
-from _shared import MODEL, QUIET
-from _shared import TRAIN as SHARED_TRAIN
 from groove_sc.model import GROOVE
+from tests._shared import MODEL, QUIET
+from tests._shared import TRAIN as SHARED_TRAIN
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
