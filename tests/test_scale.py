@@ -11,7 +11,7 @@ import torch
 
 from groove_sc.tl import align, matching_metrics
 from groove_sc.tl._align import read_coupling
-from tests.test_align import make_mdata
+from tests.tl.test_align import make_mdata
 
 KEY = "groove_coupling"
 
@@ -71,7 +71,7 @@ def test_top_k_must_be_a_positive_integer(bad):
 
 
 def test_top_k_coupling_works_with_matching_metrics():
-    from tests.test_align import make_permuted_pair
+    from tests.tl.test_align import make_permuted_pair
 
     mdata = make_permuted_pair(n=60, n_labels=3)
     align(mdata, source="rna", target="prot", top_k=3, tol=1e-3)

@@ -1,4 +1,4 @@
-"""Replicate models on disjoint cells, their latents, and the record of training cells."""
+"""``tl.latent`` and ``tl.replicate_latents``: replicates on disjoint cells, the training cells."""
 
 import matplotlib
 

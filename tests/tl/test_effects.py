@@ -28,7 +28,7 @@ from groove_sc.tl._effects import (
 
 md.set_options(pull_on_update=False)
 
-DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 PAPALEXI = "papalexi2021_thp1_rna_subset.h5ad"
 COLUMNS = [
     "perturbation",
