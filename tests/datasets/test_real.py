@@ -12,7 +12,7 @@ from groove_sc.datasets import citeseq_pbmc, papalexi_thp1, papalexi_two_view, s
 
 md.set_options(pull_on_update=False)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / ".." / "shared" / "data"
 
 
