@@ -39,7 +39,7 @@ def paired_test():
 
 #: Test modules (paths below ``tests/``) whose every test is slow: a whole benchmark
 #: configuration, the tutorials.
-SLOW_MODULES = {"test_benchmark_cli.py", "test_tutorials.py"}
+SLOW_MODULES = {"benchmark/test_cli.py", "test_tutorials.py"}
 TESTS = Path(__file__).resolve().parent
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from groove_sc.module import group_clip_loss
+from groove_sc.module import group_clip_loss, random_pair_labels
 
 
 def _t(x, dtype=torch.float64):
@@ -166,3 +166,36 @@ def test_bad_arguments():
         group_clip_loss(z, labels, z, labels, variant="mean")
     with pytest.raises(ValueError, match="labels_b"):
         group_clip_loss(z, labels, z)
+
+
+# --------------------------------------------------------------------------------------------
+# random within-label pairs (clip_random_pairs)
+# --------------------------------------------------------------------------------------------
+def test_random_pair_labels_pairs_within_labels_one_to_one():
+    la = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3])
+    lb = torch.tensor([0, 0, 1, 1, 1, 1, 2, 4])
+    ids_a, ids_b = random_pair_labels(la, lb, generator=torch.Generator().manual_seed(0))
+    assert ids_a.shape == la.shape and ids_b.shape == lb.shape
+    # ids are unique within a modality
+    assert len(set(ids_a.tolist())) == len(la) and len(set(ids_b.tolist())) == len(lb)
+    match = ids_a[:, None] == ids_b[None, :]
+    assert (match.sum(1) <= 1).all() and (match.sum(0) <= 1).all()
+    ia, ib = torch.nonzero(match, as_tuple=True)
+    assert (la[ia] == lb[ib]).all()  # partners share the label
+    # min(n_a, n_b) pairs per label: 0 -> 2, 1 -> 2, 2 -> 1, 3 -> 0, 4 -> 0
+    assert match.sum().item() == 5
+
+
+def test_random_pair_labels_is_random_and_seeded():
+    la = torch.zeros(20, dtype=torch.long)
+    lb = torch.zeros(20, dtype=torch.long)
+    draws = [
+        random_pair_labels(la, lb, generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)
+    ]
+
+    def partner(ids):
+        a, b = ids
+        return torch.nonzero(a[:, None] == b[None, :])[:, 1]
+
+    assert torch.equal(partner(draws[0]), partner(draws[1]))
+    assert not torch.equal(partner(draws[0]), partner(draws[2]))

@@ -4,7 +4,8 @@ import torch
 
 import groove_sc as gs
 from groove_sc.model import GROOVE
-from groove_sc.module import GrooveModule
+from groove_sc.module import GrooveModule, group_clip_loss, random_pair_labels
+from groove_sc.module._module import LABELS_KEY, X_KEY
 
 
 def _batch(n=6, p=(5, 4), seed=0):
@@ -105,3 +106,44 @@ def test_training_with_no_validation(small_train, quiet_trainer):
     assert "loss_train" in model.history and "loss_validation" not in model.history
     assert sum(len(v) for v in model.validation_indices.values()) == 0
     np.testing.assert_array_equal(model.train_indices["rna"], np.arange(train.mod["rna"].n_obs))
+
+
+# ------------------------------------------------------------- the contrastive option
+def _pair_batch(seed=0, n=12, d=5, n_labels=3):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        {X_KEY: torch.randn(n, d, generator=g), LABELS_KEY: torch.arange(n) % n_labels}
+        for _ in range(2)
+    ]
+
+
+def test_module_default_contrastive_is_groupclip_unchanged():
+    torch.manual_seed(0)
+    module = GrooveModule([5, 5], n_latent=4, n_hidden=8, tau=0.2)
+    assert module.contrastive == "groupclip"
+    module.eval()
+    batch = _pair_batch()
+    out = module.loss(batch)
+    za = module.encode(batch[0][X_KEY], 0)[1]
+    zb = module.encode(batch[1][X_KEY], 1)[1]
+    expected = group_clip_loss(za, batch[0][LABELS_KEY], zb, batch[1][LABELS_KEY], tau=0.2)
+    assert out.extra_metrics["groupclip"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_module_random_pairs_is_clip_on_pseudo_pairs():
+    torch.manual_seed(0)
+    module = GrooveModule([5, 5], n_latent=4, n_hidden=8, tau=0.2, contrastive="random_pairs")
+    module.eval()
+    batch = _pair_batch()
+    torch.manual_seed(3)
+    out = module.loss(batch)
+    torch.manual_seed(3)
+    ids_a, ids_b = random_pair_labels(batch[0][LABELS_KEY], batch[1][LABELS_KEY])
+    za = module.encode(batch[0][X_KEY], 0)[1]
+    zb = module.encode(batch[1][X_KEY], 1)[1]
+    expected = group_clip_loss(za, ids_a, zb, ids_b, tau=0.2)
+    assert out.extra_metrics["groupclip"].item() == pytest.approx(expected.item(), rel=1e-6)
+    grouped = group_clip_loss(za, batch[0][LABELS_KEY], zb, batch[1][LABELS_KEY], tau=0.2)
+    assert expected.item() != pytest.approx(grouped.item())  # not GroupCLIP
+    with pytest.raises(ValueError, match="contrastive"):
+        GrooveModule([5, 5], contrastive="pairs")

@@ -8,7 +8,7 @@ import pytest
 
 import groove_sc.benchmark as gb
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "benchmarks" / "configs" / "quick.yaml"
 SHARED_SPACE = ("sinkhorn", "emd", "fgw")
 

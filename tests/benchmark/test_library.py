@@ -17,7 +17,7 @@ from groove_sc._results import RESULT_COLUMNS, read_results
 from groove_sc.benchmark._learner import LEARNERS
 from groove_sc.benchmark._scoring import equals_labels_only
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(**overrides):
