@@ -1,0 +1,1 @@
+"""Tests of ``groove_sc.pl``."""
