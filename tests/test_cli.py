@@ -5,7 +5,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import contextlib
+import io
+
+import pytest
+
 from groove_sc.cli import demo, main
+from tests._shared import bad_input
 
 
 def test_demo_runs_end_to_end_and_writes_the_history_figure(tmp_path, capsys):
@@ -56,3 +62,27 @@ def test_benchmark_subcommand_is_wired(capsys):
         main(["benchmark", "--help"])
     assert exit_info.value.code == 0
     assert "--config" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_cli_unknown_command():
+    with pytest.raises(SystemExit) as info:
+        main(["no-such-command"])
+    assert info.value.code != 0
+
+
+@bad_input
+def test_cli_bad_epochs():
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--epochs", "zero"])
+    assert info.value.code != 0
+
+
+@bad_input
+def test_cli_demo_bad_perturbations():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
+        main(["demo", "--perturbations", "0", "--epochs", "1", "--out", "/nonexistent/x"])
+    assert info.value.code == 2
+    assert "n_perturbations" in err.getvalue() and "Traceback" not in err.getvalue()

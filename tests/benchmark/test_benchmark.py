@@ -1,11 +1,14 @@
 """groove_sc.benchmark: protocols, run() (tidy table, failures, determinism, resume), statistics."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import groove_sc as gs
 import groove_sc.benchmark as gb
+from tests._shared import bad_input
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,3 +305,66 @@ def test_extra_eval_spaces():
     with pytest.raises(KeyError, match="extra_eval_spaces"):
         cfg["datasets"]["sim"]["extra_eval_spaces"] = ["pca"]
         gb.load_config(cfg)
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+TINY_BENCHMARK = {
+    "name": "tiny",
+    "seeds": [0],
+    "n_threads": 1,
+    "protocols": {"heldout_cells": {"test_size": 0.3}},
+    "datasets": {
+        "sim": {
+            "loader": "simulate",
+            "label_key": "perturbation",
+            "params": {"n_perturbations": 3, "cells_per_perturbation": 20, "n_features": [10, 8]},
+        }
+    },
+    "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 16, "batch_size": 32},
+    "learners": ["groove", "pca"],
+    "aligners": {"uniform": {"method": "uniform"}, "sinkhorn": {"method": "sinkhorn"}},
+}
+
+
+@bad_input
+def test_benchmark_no_datasets():
+    with pytest.raises(KeyError, match="datasets"):
+        gb.run({"learners": ["pca"], "aligners": ["uniform"]}, progress=False)
+
+
+@bad_input
+def test_benchmark_unknown_learner():
+    with pytest.raises(KeyError, match=r"learner kind .nope.; known"):
+        gb.run(dict(copy.deepcopy(TINY_BENCHMARK), learners=["nope"]), progress=False)
+
+
+@bad_input
+def test_benchmark_dataset_without_label_key():
+    cfg = copy.deepcopy(TINY_BENCHMARK)
+    del cfg["datasets"]["sim"]["label_key"]
+    with pytest.raises(KeyError, match=r"dataset .sim. needs `label_key`"):
+        gb.run(cfg, progress=False)
+
+
+@bad_input
+def test_benchmark_unknown_aligner_method_is_recorded():
+    # documented: a failing alignment is recorded (status="failed", error), never fatal
+    cfg = dict(copy.deepcopy(TINY_BENCHMARK), learners=["pca"])
+    cfg["aligners"] = {"bad": {"method": "nope"}, "uniform": {"method": "uniform"}}
+    res = gb.run(cfg, progress=False)
+    bad = res[res["aligner"] == "bad"]
+    assert len(bad) and (bad["status"] == "failed").all()
+    assert bad["error"].str.contains("method").all()
+    assert (res[res["aligner"] == "uniform"]["status"] == "ok").all()
+
+
+@bad_input
+def test_benchmark_tiny_run():
+    res = gb.run(copy.deepcopy(TINY_BENCHMARK), progress=False)
+    ok = res[res["status"] == "ok"]
+    assert set(ok["learner"]) == {"groove", "pca"}
+    assert np.isfinite(ok["value"].astype(float)).any()
+    assert (
+        res[(res["learner"] == "pca") & (res["aligner"] == "sinkhorn")]["status"]
+        == "not_applicable"
+    ).all()

@@ -9,6 +9,7 @@ import pytest
 import groove_sc as gs
 from groove_sc.data import from_anndatas, split_weakly_paired
 from groove_sc.datasets import simulate
+from tests._shared import bad_input, fails, fit_toy, make_toy_mdata
 
 md.set_options(pull_on_update=False)
 
@@ -305,3 +306,45 @@ def test_split_disjoint_errors_name_the_argument():
         gs.data.split_disjoint(train, "perturbation", modalities=["rna", "atac"])
     with pytest.raises(ValueError, match="view"):
         gs.data.split_disjoint(train[:10], "perturbation")
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_split_missing_label_key():
+    sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=10, seed=0)
+    fails(sim, lambda: gs.data.split_weakly_paired(sim, "pert"), KeyError, "pert")
+
+
+@bad_input
+def test_split_unknown_modality():
+    sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=10, seed=0)
+    fails(
+        sim,
+        lambda: gs.data.split_weakly_paired(sim, modalities=["rna", "atac"]),
+        ValueError,
+        r"`modalities` contains unknown modality names \['atac'\]",
+    )
+
+
+@bad_input
+def test_split_bad_test_size():
+    sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=10, seed=0)
+    fails(sim, lambda: gs.data.split_weakly_paired(sim, test_size=1.5), ValueError, "test_size")
+
+
+@bad_input
+def test_split_label_with_one_cell():
+    sim = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=[10, 1], seed=0)
+    train, test = gs.data.split_weakly_paired(sim, test_size=0.3, seed=0)
+    n = sum(x.n_obs for x in (train.mod["rna"], test.mod["rna"]))
+    assert n <= sim.mod["rna"].n_obs
+
+
+@bad_input
+def test_from_anndatas_prefixes_colliding_names():
+    m = make_toy_mdata(same_names=True)
+    with pytest.warns(UserWarning):
+        fixed = gs.data.from_anndatas(dict(m.mod))
+    assert fixed.n_obs == m.mod["rna"].n_obs + m.mod["protein"].n_obs
+    model = fit_toy(fixed)
+    assert model.get_latent_representation(modality="rna").shape == (60, 4)

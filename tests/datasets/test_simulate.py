@@ -4,10 +4,13 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
+import groove_sc as gs
 from groove_sc.datasets import simulate
+from tests._shared import bad_input
 
 md.set_options(pull_on_update=False)
 
@@ -246,3 +249,22 @@ def test_writes_h5mu(tmp_path):
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         simulate(**{"n_perturbations": 5, "cells_per_perturbation": 4, **kwargs})
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_simulate_bad_arguments():
+    with pytest.raises(ValueError, match="n_perturbations"):
+        gs.datasets.simulate(n_perturbations=0)
+    with pytest.raises(ValueError, match="shared_fraction"):
+        gs.datasets.simulate(shared_fraction=1.5)
+
+
+@bad_input
+def test_simulate_counts_nb():
+    sim = gs.datasets.simulate(
+        n_perturbations=2, cells_per_perturbation=5, likelihood=("nb", "gaussian"), seed=0
+    )
+    x = sim.mod["rna"].X
+    x = x.toarray() if sparse.issparse(x) else x
+    assert (x >= 0).all() and np.allclose(x, np.round(x))

@@ -1,4 +1,5 @@
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -6,10 +7,12 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from mudata import MuData
+from scvi.data import AnnDataManager
 
 import groove_sc as gs
 from groove_sc.model import GROOVE
 from groove_sc.tl import foscttm, label_transfer_accuracy
+from tests._shared import MODEL, QUIET, TRAIN_ONE_EPOCH, bad_input, fails, fit_toy, make_toy_mdata
 
 EPOCHS = 60  # label transfer 0.904 at 40 epochs, 0.918 at 60 (defaults beta 0.3, tau 0.5)
 
@@ -320,3 +323,244 @@ def test_setup_refuses_colliding_names_and_warns_on_one_modality_labels(data):
 def test_setup_anndata_points_to_setup_mudata():
     with pytest.raises(NotImplementedError, match="setup_mudata"):
         GROOVE.setup_anndata(None)
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_label_with_one_cell():
+    m = make_toy_mdata({"p0": 20, "p1": 20, "single": 1}, {"p0": 20, "p1": 20, "single": 1})
+    model = fit_toy(m)
+    z = model.get_latent_representation()
+    assert z["rna"].shape == (41, 4) and np.isfinite(z["protein"]).all()
+
+
+@bad_input
+def test_extremely_imbalanced_labels():
+    m = make_toy_mdata({"p0": 100, "p1": 2, "p2": 2}, {"p0": 3, "p1": 40, "p2": 2})
+    model = fit_toy(m)
+    z = model.get_latent_representation()
+    assert z["rna"].shape == (104, 4) and np.isfinite(z["rna"]).all()
+
+
+@bad_input
+def test_unknown_likelihood():
+    m = make_toy_mdata()
+    GROOVE.setup_mudata(m)
+    fails(m, lambda: GROOVE(m, likelihood="poisson"), ValueError, "likelihood")
+
+
+@bad_input
+def test_likelihood_dict_missing_modality():
+    m = make_toy_mdata()
+    GROOVE.setup_mudata(m)
+    fails(m, lambda: GROOVE(m, likelihood={"rna": "nb"}), KeyError, "likelihood.*protein")
+
+
+@bad_input
+def test_nb_counts_train():
+    m = make_toy_mdata(dtype=np.int64)
+    GROOVE.setup_mudata(m)
+    model = GROOVE(m, likelihood="nb", **MODEL)
+    model.train(**TRAIN_ONE_EPOCH)
+    out = model.translate(source="rna", target="protein")
+    assert out.shape == (60, 6) and np.isfinite(out.X).all() and (out.X >= 0).all()
+
+
+@bad_input
+def test_all_zero_cells_and_features():
+    m = make_toy_mdata()
+    m.mod["rna"].X[:5] = 0
+    m.mod["protein"].X[:, 0] = 0
+    model = fit_toy(m)
+    z = model.get_latent_representation()
+    assert np.isfinite(z["rna"]).all() and np.isfinite(z["protein"]).all()
+    out = model.translate(source="protein", target="rna")
+    assert out.shape == (60, 8) and np.isfinite(out.X).all()
+
+
+@bad_input
+def test_all_zero_features_nb():
+    m = make_toy_mdata()
+    m.mod["rna"].X[:, :2] = 0
+    m.mod["rna"].X[:3] = 0
+    GROOVE.setup_mudata(m)
+    model = GROOVE(m, likelihood="nb", **MODEL)
+    model.train(**TRAIN_ONE_EPOCH)
+    assert np.isfinite(model.get_latent_representation(modality="rna")).all()
+
+
+@bad_input
+def test_dtype_float64():
+    _train_dtype(np.float64, sparse_x=False)
+
+
+@bad_input
+def test_dtype_int32():
+    _train_dtype(np.int32, sparse_x=False)
+
+
+@bad_input
+def test_sparse_float32():
+    _train_dtype(np.float32, sparse_x=True)
+
+
+@bad_input
+def test_sparse_float64():
+    _train_dtype(np.float64, sparse_x=True)
+
+
+def _train_dtype(dtype, sparse_x):
+    m = make_toy_mdata(dtype=dtype, sparse_x=sparse_x)
+    model = fit_toy(m)
+    z = model.get_latent_representation(m)
+    assert z["rna"].dtype == np.float32 and z["rna"].shape == (60, 4)
+    assert np.isfinite(z["rna"]).all()
+
+
+@bad_input
+def test_sparse_and_dense_give_same_latent(toy_model):
+    model = toy_model
+    dense = make_toy_mdata()
+    sp = make_toy_mdata(sparse_x=True)
+    za = model.get_latent_representation(dense)
+    zb = model.get_latent_representation(sp)
+    np.testing.assert_allclose(za["rna"], zb["rna"], rtol=1e-5, atol=1e-6)
+
+
+@bad_input
+def test_feature_order_changed(toy_model):
+    model = toy_model
+    m = make_toy_mdata()
+    ref = model.get_latent_representation(m)
+    perm = m.copy()
+    perm.mod["rna"] = perm.mod["rna"][:, ::-1].copy()
+    perm.update()
+    z = model.get_latent_representation(perm)
+    np.testing.assert_allclose(z["rna"], ref["rna"], rtol=1e-5, atol=1e-6)
+
+
+@bad_input
+def test_feature_missing_in_new_data(toy_model):
+    model = toy_model
+    m = make_toy_mdata()
+    m.mod["rna"] = m.mod["rna"][:, 1:].copy()
+    m.update()
+    fails(m, lambda: model.get_latent_representation(m), ValueError, "features.*missing")
+
+
+@bad_input
+def test_latent_unknown_modality(toy_model):
+    model = toy_model
+    fails(model.adata, lambda: model.get_latent_representation(modality="atac"), KeyError, "atac")
+
+
+@bad_input
+def test_latent_new_data_missing_modality(toy_model):
+    model = toy_model
+    m = MuData({"rna": make_toy_mdata().mod["rna"], "other": make_toy_mdata().mod["protein"]})
+    # a query with one of the model's modalities is mapped; asking for the absent one fails
+    assert list(model.get_latent_representation(m)) == ["rna"]
+    fails(m, lambda: model.get_latent_representation(m, modality="protein"), KeyError, "protein")
+    none = MuData({"atac": make_toy_mdata().mod["rna"]})
+    fails(none, lambda: model.get_latent_representation(none), KeyError, "none of the model")
+
+
+@bad_input
+def test_latent_new_data_nan(toy_model):
+    model = toy_model
+    m = make_toy_mdata()
+    m.mod["protein"].X[1, 1] = np.nan
+    fails(m, lambda: model.get_latent_representation(m), ValueError, "NaN")
+
+
+@bad_input
+def test_latent_new_data_unseen_labels(toy_model):
+    model = toy_model
+    m = make_toy_mdata({"new": 10}, {"new2": 5})
+    z = model.get_latent_representation(m)
+    assert z["rna"].shape == (10, 4) and z["protein"].shape == (5, 4)
+
+
+@bad_input
+def test_translate_unknown_modality(toy_model):
+    model = toy_model
+    fails(model.adata, lambda: model.translate(source="rna", target="atac"), KeyError, "atac")
+
+
+@bad_input
+def test_translate_same_modality(toy_model):
+    model = toy_model
+    fails(model.adata, lambda: model.translate(source="rna", target="rna"), ValueError, "differ")
+
+
+@bad_input
+def test_train_zero_epochs(toy_model):
+    model = toy_model
+    fails(model.adata, lambda: model.train(max_epochs=0, **QUIET), ValueError, "max_epochs")
+
+
+@bad_input
+def test_latent_empty_selection(toy_model):
+    model = toy_model
+    m = make_toy_mdata()
+    m.mod["rna"] = m.mod["rna"][:0].copy()
+    m.update()
+    z = model.get_latent_representation(m)
+    assert z["rna"].shape == (0, 4)
+    assert z["protein"].shape == (60, 4)
+
+
+@bad_input
+def test_batch_unseen_at_inference():
+    m = make_toy_mdata()
+    for mod in m.mod.values():
+        mod.obs["batch"] = np.where(np.arange(mod.n_obs) % 2, "b1", "b2")
+    model = fit_toy(m, batch_key="batch")
+    new = make_toy_mdata()
+    for mod in new.mod.values():
+        mod.obs["batch"] = "b3"
+    fails(new, lambda: model.get_latent_representation(new), ValueError, "unseen.*b3")
+
+
+@bad_input
+def test_train_bad_sizes(toy_model):
+    model = toy_model
+    for kw, match in (
+        ({"batch_size": 0}, r"`batch_size` must be an integer >= 1, got 0"),
+        ({"cells_per_label": 0}, r"`cells_per_label` must be an integer >= 1, got 0"),
+        ({"max_epochs": 1.5}, r"`max_epochs` must be an integer >= 1, got 1\.5"),
+        ({"validation_size": 1.5}, r"`validation_size` must be in \[0, 1\) or None, got 1\.5"),
+    ):
+        fails(
+            model.adata, lambda kw=kw: model.train(**{**TRAIN_ONE_EPOCH, **kw}), ValueError, match
+        )
+
+
+@bad_input
+def test_model_bad_sizes():
+    m = make_toy_mdata()
+    GROOVE.setup_mudata(m)
+    fails(m, lambda: GROOVE(m, n_latent=0), ValueError, r"`n_latent` must be an integer >= 1")
+    fails(m, lambda: GROOVE(m, dropout_rate=1.0), ValueError, r"`dropout_rate` must be in")
+    fails(m, lambda: GROOVE(m, tau=0), ValueError, r"`tau` must be > 0")
+
+
+@bad_input
+def test_latent_bad_batch_size(toy_model):
+    model = toy_model
+    fails(
+        model.adata,
+        lambda: model.get_latent_representation(batch_size=0),
+        ValueError,
+        r"`batch_size` must be an integer >= 1, got 0",
+    )
+
+
+@bad_input
+def test_setup_failing_registration_leaves_mdata_unchanged():
+    m = make_toy_mdata()
+    with mock.patch.object(
+        AnnDataManager, "register_fields", side_effect=RuntimeError("registration failed")
+    ):
+        fails(m, lambda: GROOVE.setup_mudata(m), RuntimeError, "registration failed")
+    assert "_groove_labels" not in m.mod["rna"].obs

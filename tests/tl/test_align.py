@@ -13,10 +13,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import groove_sc as gs
 from groove_sc.ot import sinkhorn_batched as _sinkhorn_batched
 from groove_sc.ot import sqdist as _sqdist_np
 from groove_sc.tl import align, matching_metrics
 from groove_sc.tl._align import read_coupling
+from tests._shared import assert_same, bad_input, fails, latents_and_coupling, snapshot
 
 KEY = "groove_coupling"
 
@@ -482,3 +484,88 @@ def test_semi_relaxed_gw_uses_pot():
     align(mdata, source="rna", target="prot", method="gw", gw_form="per_label", semi_relaxed=True)
     t = read_coupling(mdata, KEY, source="rna", target="prot").toarray()
     np.testing.assert_allclose(t.sum(1), 1.0 / t.shape[0], atol=1e-6)
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_align_unknown_modality(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.align(test, source="rna", target="atac"),
+        KeyError,
+        r"`target`='atac' is not a modality of `mdata`",
+    )
+
+
+@bad_input
+def test_align_missing_rep(paired_test):
+    test = paired_test.copy()
+    fails(
+        test,
+        lambda: gs.tl.align(test, source="rna", target="protein"),
+        KeyError,
+        r"`use_rep`='X_groove' is not in mdata\.mod\['rna'\]\.obsm",
+    )
+
+
+@bad_input
+def test_align_missing_group_key(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.align(test, source="rna", target="protein", group_key="pert"),
+        KeyError,
+        r"`group_key`='pert' is not a column",
+    )
+
+
+@bad_input
+def test_align_nan_rep(paired_test):
+    test = latents_and_coupling(paired_test)
+    test.mod["rna"].obsm["X_groove"][0, 0] = np.nan
+    fails(
+        test,
+        lambda: gs.tl.align(test, source="rna", target="protein"),
+        ValueError,
+        r"`use_rep`='X_groove' of modality 'rna' contains NaN or inf",
+    )
+
+
+@bad_input
+def test_align_labels_absent_from_one_modality(paired_test):
+    test = latents_and_coupling(paired_test)
+    rna = test.mod["rna"]
+    lab = rna.obs["perturbation"].astype(str).to_numpy().copy()
+    lab[lab == lab[0]] = "only_rna"
+    rna.obs["perturbation"] = lab
+    with pytest.warns(UserWarning, match="only_rna"):
+        gs.tl.align(test, source="rna", target="protein", method="sinkhorn")
+    t = test.obsp["groove_coupling"]
+    assert np.isclose(t.sum(), 1.0, atol=1e-3)
+
+
+@bad_input
+def test_align_empty_selection(paired_test):
+    test = latents_and_coupling(paired_test)
+    test.mod["rna"] = test.mod["rna"][:0].copy()
+    test.update()
+    fails(
+        test,
+        lambda: gs.tl.align(test, source="rna", target="protein"),
+        ValueError,
+        "`source`='rna' has no cells",
+    )
+
+
+@bad_input
+def test_align_on_a_view_works_on_the_view(paired_test):
+    # writing the coupling materialises the view (anndata/mudata semantics); the parent is
+    # left unchanged
+    test = latents_and_coupling(paired_test)
+    before = snapshot(test)
+    view = test[test.obs_names[:10]]
+    gs.tl.align(view, source="rna", target="protein")
+    assert view.obsp["groove_coupling"].shape == (10, 10)
+    assert np.isclose(view.obsp["groove_coupling"].sum(), 1.0, atol=1e-3)
+    assert_same(before, snapshot(test))

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import groove_sc as gs
 from groove_sc.tl import align, imputation_metrics, impute
 from groove_sc.tl._align import read_coupling
 from groove_sc.tl._impute import barycentric_projection
+from tests._shared import bad_input, fails, latents_and_coupling
 
 
 def permuted_pair(n=30, d=4, p=5, paired_names=False, sparse=False, seed=0):
@@ -97,3 +99,59 @@ def test_missing_coupling_is_a_clear_error():
     with pytest.raises(KeyError, match="align"):
         impute(mdata, source="rna", target="prot")
     assert "prot_imputed" not in mdata["rna"].obsm
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_impute_unknown_coupling_key(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.impute(test, coupling_key="nope", source="rna", target="protein"),
+        KeyError,
+        r"No coupling 'nope' in mdata\.obsp",
+    )
+
+
+@bad_input
+def test_impute_unknown_layer(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.impute(test, source="rna", target="protein", layer="raw"),
+        KeyError,
+        "layer.*raw",
+    )
+
+
+@bad_input
+def test_impute_unknown_modality(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.impute(test, source="rna", target="atac"),
+        KeyError,
+        r"`target`='atac' is not a modality",
+    )
+
+
+@bad_input
+def test_impute_works(paired_test):
+    test = latents_and_coupling(paired_test)
+    gs.tl.impute(test, source="rna", target="protein")
+    out = test.mod["rna"].obsm["protein_imputed"]
+    assert out.shape == (test.mod["rna"].n_obs, test.mod["protein"].n_vars)
+    assert np.isfinite(out.to_numpy()).all()
+
+
+@bad_input
+def test_impute_after_subsetting_target(paired_test):
+    # the coupling is read through obsmap: dropping target cells drops their columns
+    test = latents_and_coupling(paired_test)
+    test.mod["protein"] = test.mod["protein"][:5].copy()
+    test.update()
+    gs.tl.impute(test, source="rna", target="protein")
+    out = test.mod["rna"].obsm["protein_imputed"].to_numpy()
+    assert out.shape == (test.mod["rna"].n_obs, 6)
+    rows = np.isfinite(out).all(axis=1)
+    assert rows.any() and (np.isnan(out[~rows]).all())

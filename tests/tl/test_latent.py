@@ -9,6 +9,7 @@ import pytest
 
 import groove_sc as gs
 from groove_sc.model import GROOVE
+from tests._shared import bad_input, fails, make_toy_mdata
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,26 @@ def test_pl_latent_warns_when_drawing_training_cells(fitted):
         gs.tl.latent(model, train)
     with pytest.warns(UserWarning, match="cells the model trained on"):
         gs.pl.latent(train, basis="pca", show=False)
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_latent_of_a_view(toy_model):
+    m = make_toy_mdata()
+    view = m[m.obs_names[:30]]
+    fails(m, lambda: gs.tl.latent(toy_model, view), ValueError, "view.*copy")
+
+
+@bad_input
+def test_tl_latent_writes_union(toy_model):
+    model = toy_model
+    m = make_toy_mdata()
+    gs.tl.latent(model, m)
+    assert m.obsm["X_groove"].shape == (120, 4)
+    assert np.isfinite(m.obsm["X_groove"]).all()
+
+
+@bad_input
+def test_tl_latent_not_mudata(toy_model):
+    with pytest.raises(TypeError, match=r"`mdata` must be a mudata\.MuData"):
+        gs.tl.latent(toy_model, make_toy_mdata().mod["rna"])

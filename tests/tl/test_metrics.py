@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import groove_sc as gs
 from groove_sc.tl import align, foscttm, imputation_metrics, matching_metrics
+from tests._shared import bad_input, fails, latents_and_coupling
 
 KEY = "groove_coupling"
 
@@ -224,3 +226,104 @@ def test_perfect_reference_coupling(paired_names):
     assert mdata.uns[KEY]["params"]["method"] == "perfect"
     with pytest.raises(KeyError, match="truth_key"):
         align(mdata, source="rna", target="prot", method="perfect", truth_key="nope")
+
+
+# ------------------------------------------------------------------- bad input (issue 6)
+@bad_input
+def test_matching_metrics_unknown_coupling_key(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.matching_metrics(test, coupling_key="nope", source="rna", target="protein"),
+        KeyError,
+        "nope",
+    )
+
+
+@bad_input
+def test_matching_metrics_unknown_truth_key(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.matching_metrics(test, source="rna", target="protein", truth_key="cell_id"),
+        KeyError,
+        r"`truth_key`='cell_id' is not a column",
+    )
+
+
+@bad_input
+def test_matching_metrics_works(paired_test):
+    test = latents_and_coupling(paired_test)
+    res = gs.tl.matching_metrics(test, source="rna", target="protein")
+    assert all(np.isfinite(v) or np.isnan(v) for v in res.values())
+    assert 0.0 <= res["foscttm"] <= 1.0 if "foscttm" in res else True
+
+
+@bad_input
+def test_imputation_metrics_shape_mismatch():
+    with pytest.raises(ValueError, match="shape"):
+        gs.tl.imputation_metrics(np.ones((5, 3)), np.ones((4, 3)))
+
+
+@bad_input
+def test_imputation_metrics_nan_rows_skipped():
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(10, 5))
+    pred = obs + 0.1 * rng.normal(size=(10, 5))
+    pred[0] = np.nan
+    res = gs.tl.imputation_metrics(pred, obs)
+    assert res["n_cells_skipped"] == 1
+    assert np.isfinite(res["pearson_cell"])
+
+
+@bad_input
+def test_foscttm_shape_mismatch():
+    with pytest.raises(ValueError, match=r"`x` \(5, 2\) and `y` \(4, 2\) must have the same shape"):
+        gs.tl.foscttm(np.ones((5, 2)), np.ones((4, 2)))
+
+
+@bad_input
+def test_label_transfer_length_mismatch():
+    with pytest.raises(
+        ValueError, match=r"`labels_source` has 4 entries but `x_source` has 5 rows"
+    ):
+        gs.tl.label_transfer_accuracy(np.ones((5, 2)), ["a"] * 4, np.ones((3, 2)), ["a"] * 3)
+
+
+@bad_input
+def test_matching_metrics_missing_group_key(paired_test):
+    test = latents_and_coupling(paired_test)
+    fails(
+        test,
+        lambda: gs.tl.matching_metrics(test, source="rna", target="protein", group_key="pert"),
+        KeyError,
+        r"`group_key`='pert' is not a column",
+    )
+
+
+@bad_input
+def test_matching_metrics_missing_rep_gives_nan(paired_test):
+    # documented: the latent-space scores are NaN when `use_rep` is absent, the rest is scored
+    test = latents_and_coupling(paired_test)
+    res = gs.tl.matching_metrics(test, source="rna", target="protein", use_rep="X_nope")
+    ref = gs.tl.matching_metrics(test, source="rna", target="protein")
+    assert np.isfinite(res["trace"]) and res["trace"] == ref["trace"]
+    assert any(np.isnan(v) for v in res.values())
+
+
+@bad_input
+def test_metrics_empty_selection():
+    with pytest.raises(ValueError, match="FOSCTTM needs at least two paired cells"):
+        gs.tl.foscttm(np.ones((0, 2)), np.ones((0, 2)))
+    with pytest.raises(ValueError, match="needs at least one source and one target cell"):
+        gs.tl.label_transfer_accuracy(np.ones((0, 2)), [], np.ones((3, 2)), ["a"] * 3)
+    with pytest.raises(ValueError, match="No cell has a finite prediction"):
+        gs.tl.imputation_metrics(np.ones((0, 3)), np.ones((0, 3)))
+
+
+@bad_input
+def test_foscttm_nan():
+    x = np.ones((4, 2))
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"`x` and `y` must not contain NaN or inf"):
+        gs.tl.foscttm(x, np.ones((4, 2)))
