@@ -569,3 +569,91 @@ def test_align_on_a_view_works_on_the_view(paired_test):
     assert view.obsp["groove_coupling"].shape == (10, 10)
     assert np.isclose(view.obsp["groove_coupling"].sum(), 1.0, atol=1e-3)
     assert_same(before, snapshot(test))
+
+
+# --------------------------------------------------------------------------- top_k
+@pytest.mark.parametrize(("method", "kwargs"), [("sinkhorn", {}), ("gw", {}), ("uniform", {})])
+def test_top_k_keeps_the_largest_entries_of_each_row(method, kwargs):
+    mdata = make_mdata(sizes_s=(30, 25, 12), sizes_t=(28, 40, 9))
+    align(mdata, source="rna", target="prot", method=method, key_added="full", **kwargs)
+    align(mdata, source="rna", target="prot", method=method, top_k=4, key_added="k4", **kwargs)
+    full = read_coupling(mdata, "full", source="rna", target="prot").toarray()
+    top = read_coupling(mdata, "k4", source="rna", target="prot").toarray()
+    # at most 4 entries per row (label with 9 targets keeps 4 of 9)
+    assert (np.count_nonzero(top, axis=1) <= 4).all()
+    assert (np.count_nonzero(top, axis=1) == 4).all() or method == "uniform"
+    # every kept entry equals the full coupling's entry, and is >= every dropped one of its row
+    kept = top > 0
+    np.testing.assert_allclose(top[kept], full[kept], rtol=1e-6)
+    for i in range(full.shape[0]):
+        dropped = full[i][~kept[i]]
+        if dropped.size and kept[i].any():
+            assert dropped.max() <= top[i][kept[i]].min() * (1 + 1e-6)
+    # the reported dropped mass is what is missing
+    uns = mdata.uns["k4"]
+    assert uns["params"]["top_k"] == 4
+    missing = full.sum() - top.sum()
+    assert uns["dropped_mass"] == pytest.approx(missing, abs=1e-6)
+    assert uns["diagnostics"]["dropped_mass"].sum() == pytest.approx(missing, abs=1e-6)
+    assert missing > 0.01
+
+
+def test_top_k_larger_than_blocks_is_the_full_coupling():
+    mdata = make_mdata()
+    align(mdata, source="rna", target="prot", key_added="full")
+    align(mdata, source="rna", target="prot", top_k=1000, key_added="big")
+    assert abs(mdata.obsp["full"] - mdata.obsp["big"]).max() == 0
+    assert mdata.uns["big"]["dropped_mass"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_top_k_one_with_emd_keeps_the_permutation():
+    mdata = make_mdata(sizes_s=(10, 10), sizes_t=(10, 10))
+    align(mdata, source="rna", target="prot", method="emd", top_k=1)
+    t = read_coupling(mdata, KEY, source="rna", target="prot")
+    assert sp.isspmatrix_csr(t) or sp.issparse(t)
+    assert (np.diff(t.tocsr().indptr) == 1).all()
+    # equal label sizes: EMD is a permutation, top-1 keeps all of it
+    assert t.sum() == pytest.approx(1.0, abs=1e-6)
+    assert mdata.uns[KEY]["dropped_mass"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "5"])
+def test_top_k_must_be_a_positive_integer(bad):
+    mdata = make_mdata()
+    with pytest.raises(ValueError, match="top_k"):
+        align(mdata, source="rna", target="prot", top_k=bad)
+    assert KEY not in mdata.obsp
+
+
+def test_top_k_coupling_works_with_matching_metrics():
+    mdata = make_permuted_pair(n=60, n_labels=3)
+    align(mdata, source="rna", target="prot", top_k=3, tol=1e-3)
+    out = matching_metrics(mdata, source="rna", target="prot", coupling_key=KEY)
+    assert out["trace"] > 0.9  # the permuted copy is recovered through the kept entries
+
+
+# --------------------------------------------------------------------------- memory check
+def test_memory_check_counts_only_the_top_k_entries(monkeypatch):
+    """A coupling too large for the machine is refused up front, unless top_k makes it fit."""
+    from groove_sc.ot import LabelBlock
+    from groove_sc.tl import _align
+
+    monkeypatch.setattr(_align, "_available_memory", lambda: 4 * 2**30)  # a 4 GiB machine
+    blocks = [
+        LabelBlock(f"p{i}", np.arange(1000), np.arange(1000), 1e-3) for i in range(1000)
+    ]  # 1e6 x 1e6 cells in 1000 labels: 1e9 entries, ~7.5 GiB stored
+    opts = _align._validate(make_mdata(), source="rna", target="prot", **_defaults())
+    with pytest.raises(MemoryError, match="top_k"):
+        _align._check_memory(blocks, opts)
+    opts.top_k = 50
+    _align._check_memory(blocks, opts)  # 5e7 entries fit
+
+
+def _defaults():
+    import inspect
+
+    sig = inspect.signature(align)
+    skip = {"mdata", "source", "target", "key_added", "copy"}
+    out = {k: p.default for k, p in sig.parameters.items() if k not in skip}
+    out["group_key"] = "perturbation"  # align resolves its default before validating
+    return out
