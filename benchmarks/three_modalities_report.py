@@ -4,14 +4,15 @@
 
 writes ``comparison.md`` and ``wilcoxon_pairs.csv`` into that folder. ``comparison.md``: per
 dataset and setting, each metric of A-B matching for ``groove`` (trained on A and B) and
-``groove_abc`` (on A, B and C; also ``groove_abc_beta_x3``), mean ± SE over seeds, the paired
-difference (three minus two modalities, mean ± SE over seeds), the seeds
+``groove_abc`` (on A, B and C), and ``groove_beta_x3`` against ``groove_abc_beta_x3``,
+mean ± SE over seeds, the paired difference (three minus two modalities, mean ± SE over
+seeds), the seeds
 where the third modality helps, the exact two-sided Wilcoxon signed-rank p-value over the
 paired seeds (``scipy.stats.wilcoxon``, as ``wilcoxon.csv``; 5 pairs cannot go below 0.0625)
 and the labels-only value (the ``uniform`` aligner); then the same tests pooled over the
 simulation settings (25 pairs). ``wilcoxon_pairs.csv``: the same tests as
 :func:`groove_sc.benchmark.wilcoxon_vs_best` rows (``learner``: the three-modality learner,
-``best_other``: ``groove``, ``versus``: ``groove``; ``setting`` ``all`` for the pooled ones),
+``best_other`` and ``versus``: its two-modality one; ``setting`` ``all`` for the pooled ones),
 for every metric and aligner.
 """
 
@@ -27,9 +28,11 @@ from scipy.stats import wilcoxon
 import groove_sc.benchmark as gb
 from groove_sc._results import lower_is_better, markdown_table, mean_se_text, read_results
 
-TWO, THREE = "groove", "groove_abc"
-#: the learners compared with ``groove`` (A+B), by their column label
-LABELS = {THREE: "A+B+C", "groove_abc_beta_x3": "A+B+C, beta x3"}
+#: (two-modality learner, three-modality learner, what they share): the comparisons
+COMPARISONS = [
+    ("groove", "groove_abc", "beta 0.3 (the default)"),
+    ("groove_beta_x3", "groove_abc_beta_x3", "beta 0.9 (diagnostic and its control)"),
+]
 #: metrics that do not depend on the aligner (read from the ``uniform`` rows)
 LATENT = ("foscttm", "label_transfer_latent", "label_transfer_heldout")
 #: (metric, aligners) of the tables
@@ -52,49 +55,43 @@ def _pairs(res: pd.DataFrame, metric: str, aligner: str) -> pd.DataFrame:
     return sub.pivot_table(index=["setting", "seed"], columns="learner", values="value")
 
 
-def _versus(wide: pd.DataFrame, metric: str, other: str) -> dict[str, str]:
-    """``other`` against the two-modality GROOVE on their paired (setting, seed) cells."""
-    pair = wide[[TWO, other]].dropna()
-    two, three = pair[TWO].to_numpy(), pair[other].to_numpy()
-    diff = three - two
+def _row(res: pd.DataFrame, metric: str, aligner: str, two: str, three: str) -> dict | None:
+    wide = _pairs(res, metric, aligner)
+    if two not in wide or three not in wide:
+        return None
+    pair = wide[[two, three]].dropna()
+    a, b = pair[two].to_numpy(), pair[three].to_numpy()
+    diff = b - a
     better = (diff < 0) if lower_is_better(metric) else (diff > 0)
     p = float("nan")
     if np.any(np.abs(diff) > 1e-12):
-        p = float(wilcoxon(three, two, zero_method="wilcox").pvalue)
+        p = float(wilcoxon(b, a, zero_method="wilcox").pvalue)
+    labels_only = "n/a"
+    ref = _pairs(res, metric, "uniform")
+    if metric not in LATENT and two in ref:
+        r = ref[two].dropna().to_numpy()
+        labels_only = mean_se_text(float(r.mean()), _se(r))
+    direction = "↓" if lower_is_better(metric) else "↑"
+    where = "latent" if metric in LATENT else aligner
     return {
-        LABELS[other]: mean_se_text(float(three.mean()), _se(three)),
-        f"{LABELS[other]} - A+B": mean_se_text(float(diff.mean()), _se(diff)),
-        f"{LABELS[other]}: better, p": (
-            f"{int(better.sum())}/{len(diff)}, " + ("no difference" if np.isnan(p) else f"{p:.2g}")
-        ),
+        "metric": f"{metric} {direction} ({where})",
+        "A+B": mean_se_text(float(a.mean()), _se(a)),
+        "A+B+C": mean_se_text(float(b.mean()), _se(b)),
+        "A+B+C - A+B": mean_se_text(float(diff.mean()), _se(diff)),
+        "C better": f"{int(better.sum())} of {len(diff)}",
+        "p": "no difference" if np.isnan(p) else f"{p:.2g}",
+        "labels only": labels_only,
     }
 
 
-def _row(res: pd.DataFrame, metric: str, aligner: str) -> dict[str, str] | None:
-    wide = _pairs(res, metric, aligner)
-    if TWO not in wide:
-        return None
-    others = [o for o in LABELS if o in wide]
-    if not others:
-        return None
-    direction = "↓" if lower_is_better(metric) else "↑"
-    where = "latent" if metric in LATENT else aligner
-    two = wide[TWO].dropna().to_numpy()
-    row = {"metric": f"{metric} {direction} ({where})", "A+B": mean_se_text(two.mean(), _se(two))}
-    for other in others:
-        row.update(_versus(wide, metric, other))
-    labels_only = "n/a"
-    ref = _pairs(res, metric, "uniform")
-    if metric not in LATENT and TWO in ref:
-        r = ref[TWO].dropna().to_numpy()
-        labels_only = mean_se_text(float(r.mean()), _se(r))
-    row["labels only"] = labels_only
-    return row
-
-
-def _table(res: pd.DataFrame) -> str:
-    rows = [r for m, aligners in ROWS for a in aligners if (r := _row(res, m, a))]
-    return markdown_table(pd.DataFrame(rows))
+def _tables(res: pd.DataFrame) -> list[str]:
+    parts = []
+    for two, three, what in COMPARISONS:
+        rows = [r for m, al in ROWS for a in al if (r := _row(res, m, a, two, three))]
+        if rows:
+            parts.append(f"*{two} (A+B) against {three} (A+B+C), {what}*\n")
+            parts.append(markdown_table(pd.DataFrame(rows)) + "\n")
+    return parts
 
 
 def comparison_markdown(res: pd.DataFrame) -> str:
@@ -104,37 +101,40 @@ def comparison_markdown(res: pd.DataFrame) -> str:
     parts = [
         "# A third modality for training: groove (A+B) against groove_abc (A+B+C)\n",
         "A-B matching on the held-out test cells; mean ± SE over seeds; `A+B+C - A+B` is the "
-        "paired difference (mean ± SE over seeds); `better, p`: the seeds where the third "
-        "modality improves the metric, and the exact two-sided Wilcoxon signed-rank p-value "
-        "over the paired seeds (5 pairs: never below 0.0625); `A+B+C, beta x3`: the diagnostic "
-        "learner `groove_abc_beta_x3` (beta 0.9, so the A-B GroupCLIP term weighs as in the "
-        "two-modality model); labels only: the `uniform` aligner (the same test cells, no "
-        "learned information). ↑ higher is better, ↓ lower is better.\n",
+        "paired difference (mean ± SE over seeds); `C better`: the seeds where the third "
+        "modality improves the metric; `p`: exact two-sided Wilcoxon signed-rank test over the "
+        "paired seeds (5 pairs: never below 0.0625); labels only: the `uniform` aligner (the "
+        "same test cells, no learned information). The beta 0.9 pair is a diagnostic: with "
+        "three modalities GroupCLIP is the mean over three pairs, so at beta 0.9 the A-B term "
+        "weighs as at beta 0.3 with two; `groove_beta_x3` is its two-modality control. "
+        "↑ higher is better, ↓ lower is better.\n",
     ]
     for (ds, setting), part in res.groupby(["dataset", "setting"], sort=False):
         parts.append(f"## {ds} · {setting}\n" if setting else f"## {ds}\n")
-        parts.append(_table(part) + "\n")
+        parts += _tables(part)
     sims = res[res["dataset"].str.startswith("simulation")]
     if sims["setting"].nunique() > 1:
         parts.append(
             f"## {sims['dataset'].iloc[0]} · all {sims['setting'].nunique()} settings pooled "
             "(pairs: setting x seed)\n"
         )
-        parts.append(_table(sims) + "\n")
+        parts += _tables(sims)
     return "\n".join(parts)
 
 
 def wilcoxon_pairs(res: pd.DataFrame) -> pd.DataFrame:
-    """Each three-modality learner against ``groove``, per setting and pooled over settings."""
+    """Each three-modality learner against its two-modality one, per setting and pooled."""
     res = res.assign(setting=res["setting"].fillna("").astype(str))
     out = []
-    for other in [o for o in LABELS if o in set(res["learner"])]:
+    for two, three, _ in COMPARISONS:
+        if not {two, three} <= set(res["learner"]):
+            continue
         for metric in dict.fromkeys(res["metric"]):
-            per = gb.wilcoxon_vs_best(res, metric, learner=other, others=[TWO])
+            per = gb.wilcoxon_vs_best(res, metric, learner=three, others=[two])
             pooled = gb.wilcoxon_vs_best(
-                res, metric, learner=other, others=[TWO], by=("dataset", "protocol", "aligner")
+                res, metric, learner=three, others=[two], by=("dataset", "protocol", "aligner")
             ).assign(setting="all")
-            out += [per.assign(versus=TWO), pooled.assign(versus=TWO)]
+            out += [per.assign(versus=two), pooled.assign(versus=two)]
     table = pd.concat([t for t in out if not t.empty], ignore_index=True)
     return table[~table["degenerate"]]
 
