@@ -15,7 +15,7 @@ import groove_sc.benchmark as gb
 from groove_sc.benchmark._data import iter_splits, load_dataset_config
 from groove_sc.benchmark._unit import training_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIM = {
     "n_perturbations": 4,
     "cells_per_perturbation": 30,
