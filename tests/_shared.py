@@ -147,3 +147,51 @@ def latents_and_coupling(test: MuData) -> MuData:
         test.mod[m].obsm["X_groove"] = np.asarray(test.mod[m].X[:, :4], dtype=np.float32)
     gs.tl.align(test, source="rna", target="protein", method="uniform")
     return test
+
+
+def tiny_benchmark(**overrides) -> dict:
+    """A benchmark configuration that runs in seconds (3 labels x 20 cells, 2 epochs)."""
+    cfg = {
+        "name": "tiny",
+        "seeds": [0],
+        "n_threads": 1,
+        "protocols": {"heldout_cells": {"test_size": 0.3}},
+        "datasets": {
+            "sim": {
+                "loader": "simulate",
+                "label_key": "perturbation",
+                "params": {
+                    "n_perturbations": 3,
+                    "cells_per_perturbation": 20,
+                    "n_features": [10, 8],
+                },
+            }
+        },
+        "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 16, "batch_size": 32},
+        "learners": ["groove", "pca"],
+        "aligners": {"uniform": {"method": "uniform"}, "sinkhorn": {"method": "sinkhorn"}},
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def unit_benchmark(**overrides) -> dict:
+    """A small benchmark configuration with a truth column (4 labels x 30 cells, 2 epochs)."""
+    cfg = {
+        "name": "unit",
+        "seeds": [0],
+        "protocols": {"heldout_cells": {"test_size": 0.3}},
+        "datasets": {
+            "sim": {
+                "loader": "simulate",
+                "label_key": "perturbation",
+                "eval_label_key": "perturbation_true",
+                "params": {"n_perturbations": 4, "cells_per_perturbation": 30, "n_features": 8},
+            }
+        },
+        "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 8},
+        "learners": ["pca", "propensity_score", "groove"],
+        "aligners": {"uniform": {}, "sinkhorn": {}, "gw": {}},
+    }
+    cfg.update(overrides)
+    return cfg

@@ -10,7 +10,7 @@ import pytest
 
 import groove_sc as gs
 from groove_sc.model import GROOVE
-from tests._shared import QUIET
+from tests._shared import QUIET, tiny_benchmark
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -74,26 +74,13 @@ def test_simulate_and_split_same_seed_identical():
     assert list(s3[1].mod["rna"].obs_names) != list(s1[1].mod["rna"].obs_names)
 
 
-TINY_BENCHMARK = {
-    "name": "tiny",
-    "seeds": [0],
-    "n_threads": 1,
-    "protocols": {"heldout_cells": {"test_size": 0.3}},
-    "datasets": {
-        "sim": {
-            "loader": "simulate",
-            "label_key": "perturbation",
-            "params": {"n_perturbations": 3, "cells_per_perturbation": 20, "n_features": [10, 8]},
-        }
-    },
-    "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 16, "batch_size": 32},
-    "learners": ["groove", "pca"],
-    "aligners": {
+TINY_BENCHMARK = tiny_benchmark(
+    aligners={
         "uniform": {"method": "uniform"},
         "sinkhorn": {"method": "sinkhorn"},
         "emd": {"method": "emd"},
-    },
-}
+    }
+)
 
 
 def test_benchmark_same_config_same_rows():

@@ -8,7 +8,7 @@ import pytest
 
 import groove_sc as gs
 import groove_sc.benchmark as gb
-from tests._shared import bad_input
+from tests._shared import bad_input, tiny_benchmark, unit_benchmark
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,24 +74,7 @@ def test_iter_splits_and_load_dataset(sim):
 # run
 # --------------------------------------------------------------------------------------------
 def _config(**overrides):
-    cfg = {
-        "name": "unit",
-        "seeds": [0],
-        "protocols": {"heldout_cells": {"test_size": 0.3}},
-        "datasets": {
-            "sim": {
-                "loader": "simulate",
-                "label_key": "perturbation",
-                "eval_label_key": "perturbation_true",
-                "params": {"n_perturbations": 4, "cells_per_perturbation": 30, "n_features": 8},
-            }
-        },
-        "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 8},
-        "learners": ["pca", "propensity_score", "groove"],
-        "aligners": {"uniform": {}, "sinkhorn": {}, "gw": {}},
-    }
-    cfg.update(overrides)
-    return cfg
+    return unit_benchmark(**overrides)
 
 
 def test_load_config_normalises_and_validates(tmp_path):
@@ -308,22 +291,7 @@ def test_extra_eval_spaces():
 
 
 # ------------------------------------------------------------------- bad input (issue 6)
-TINY_BENCHMARK = {
-    "name": "tiny",
-    "seeds": [0],
-    "n_threads": 1,
-    "protocols": {"heldout_cells": {"test_size": 0.3}},
-    "datasets": {
-        "sim": {
-            "loader": "simulate",
-            "label_key": "perturbation",
-            "params": {"n_perturbations": 3, "cells_per_perturbation": 20, "n_features": [10, 8]},
-        }
-    },
-    "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 16, "batch_size": 32},
-    "learners": ["groove", "pca"],
-    "aligners": {"uniform": {"method": "uniform"}, "sinkhorn": {"method": "sinkhorn"}},
-}
+TINY_BENCHMARK = tiny_benchmark()
 
 
 @bad_input

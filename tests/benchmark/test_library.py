@@ -16,29 +16,20 @@ import groove_sc.benchmark as gb
 from groove_sc._results import RESULT_COLUMNS, read_results
 from groove_sc.benchmark._learner import LEARNERS
 from groove_sc.benchmark._scoring import equals_labels_only
+from tests._shared import unit_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(**overrides):
-    cfg = {
-        "name": "lib",
-        "seeds": [0],
-        "protocols": {"heldout_cells": {"test_size": 0.3}},
-        "datasets": {
-            "sim": {
-                "loader": "simulate",
-                "label_key": "perturbation",
-                "eval_label_key": "perturbation_true",
-                "params": {"n_perturbations": 4, "cells_per_perturbation": 30, "n_features": 8},
-            }
-        },
-        "learner_defaults": {"max_epochs": 2, "n_latent": 4, "n_hidden": 8},
-        "learners": ["pca", "propensity_score"],
-        "aligners": {"uniform": {}, "gw": {}, "coot": {}},
-    }
-    cfg.update(overrides)
-    return cfg
+    return unit_benchmark(
+        **{
+            "name": "lib",
+            "learners": ["pca", "propensity_score"],
+            "aligners": {"uniform": {}, "gw": {}, "coot": {}},
+            **overrides,
+        }
+    )
 
 
 def _values(df):
