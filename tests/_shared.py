@@ -195,3 +195,36 @@ def unit_benchmark(**overrides) -> dict:
     }
     cfg.update(overrides)
     return cfg
+
+
+def make_mdata(
+    sizes_s=(12, 20, 8),
+    sizes_t=(15, 10, 9),
+    d=4,
+    seed=0,
+    extra_source_label=None,
+    extra_target_label=None,
+    feature_dims=(7, 6),
+) -> MuData:
+    """Weakly paired MuData: distinct obs_names, unequal label sizes, shuffled target."""
+    rng = np.random.default_rng(seed)
+    labels = [f"p{i}" for i in range(len(sizes_s))]
+    centres = rng.normal(size=(len(labels), d)) * 3
+
+    def modality(sizes, prefix, extra, n_feat):
+        lab = np.repeat(labels, sizes).astype(object)
+        if extra is not None:
+            lab = np.concatenate([lab, np.array([extra] * 5, dtype=object)])
+        codes = np.array([labels.index(x) if x in labels else 0 for x in lab])
+        z = centres[codes] + rng.normal(size=(len(lab), d))
+        adata = ad.AnnData(rng.normal(size=(len(lab), n_feat)).astype(np.float32))
+        adata.obs_names = [f"{prefix}{i}" for i in range(len(lab))]
+        adata.var_names = [f"{prefix}_f{i}" for i in range(n_feat)]
+        adata.obs["perturbation"] = lab
+        adata.obsm["X_groove"] = z
+        perm = rng.permutation(adata.n_obs)
+        return adata[perm].copy()
+
+    a = modality(sizes_s, "s", extra_source_label, feature_dims[0])
+    b = modality(sizes_t, "t", extra_target_label, feature_dims[1])
+    return MuData({"rna": a, "prot": b})

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from groove_sc.tl import align
-from tests.tl.test_align import make_mdata
+from tests._shared import make_mdata
 
 KEY = "groove_coupling"
 
