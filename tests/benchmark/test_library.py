@@ -156,8 +156,8 @@ def test_propensity_scores_with_coot_are_flagged_labels_only():
     """COOT on propensity scores returns the uniform coupling (CITE-seq): flagged."""
     try:
         gs.datasets.citeseq_pbmc()
-    except FileNotFoundError:
-        pytest.skip("the CITE-seq file is not available")
+    except FileNotFoundError as err:  # the shared data are absent on this machine
+        pytest.skip(f"real data file absent (../shared/data or GROOVE_SC_DATA): {err}")
     datasets = {"citeseq": {"loader": "citeseq_pbmc", "label_key": "group"}}
     res = gb.run(
         _config(datasets=datasets, learners=["propensity_score"], aligners={"coot": {}, "gw": {}}),

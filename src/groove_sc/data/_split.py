@@ -93,6 +93,38 @@ def _subset(
     return out
 
 
+def _cells_record(
+    seed: int | None,
+    test_size: float,
+    label_key: str,
+    stratify: bool,
+    names: Sequence[str],
+    n_test: int,
+) -> dict:
+    """The ``uns["split"]`` entries every held-out-cells split records."""
+    return {
+        "protocol": "cells",
+        "seed": -1 if seed is None else int(seed),
+        "test_size": float(test_size),
+        "label_key": label_key,
+        "stratify": bool(stratify),
+        "modalities": list(names),
+        "n_test": int(n_test),
+    }
+
+
+def _train_test(
+    mdata: md.MuData, train_mods: dict, test_mods: dict, record: dict
+) -> tuple[md.MuData, md.MuData]:
+    """Training and test MuData, each with a copy of ``mdata.uns`` and its split record."""
+    out = []
+    for mods, role in ((train_mods, "train"), (test_mods, "test")):
+        uns = copy.deepcopy(dict(mdata.uns))
+        uns["split"] = {**record, "role": role}
+        out.append(_make_mudata(mods, uns=uns))
+    return out[0], out[1]
+
+
 def split_weakly_paired(
     mdata: md.MuData,
     label_key: str = "perturbation",
@@ -281,24 +313,13 @@ def split_weakly_paired(
     }
 
     record = {
-        "protocol": "cells",
-        "seed": -1 if seed is None else int(seed),
-        "test_size": float(test_size),
-        "label_key": label_key,
-        "stratify": bool(stratify),
-        "modalities": list(names),
-        "n_test": int(test_idx.size),
+        **_cells_record(seed, test_size, label_key, stratify, names, test_idx.size),
         f"n_train_{names[0]}": int(rows_a_train.size),
         f"n_train_{names[1]}": int(rows_b_train.size),
         f"n_only_{names[0]}": int(only_a.size),
         f"n_only_{names[1]}": int(only_b.size),
     }
-    out = []
-    for mods, role in ((train_mods, "train"), (test_mods, "test")):
-        uns = copy.deepcopy(dict(mdata.uns))
-        uns["split"] = {**record, "role": role}
-        out.append(_make_mudata(mods, uns=uns))
-    return out[0], out[1]
+    return _train_test(mdata, train_mods, test_mods, record)
 
 
 def _split_many(
@@ -386,15 +407,7 @@ def _split_many(
 
     test_cells = in_all[is_test]
     test_names = pd.Index(base_names(mods[0], 0)[pos[test_cells, 0]])
-    record: dict = {
-        "protocol": "cells",
-        "seed": -1 if seed is None else int(seed),
-        "test_size": float(test_size),
-        "label_key": label_key,
-        "stratify": bool(stratify),
-        "modalities": list(names),
-        "n_test": int(test_cells.size),
-    }
+    record = _cells_record(seed, test_size, label_key, stratify, names, test_cells.size)
     train_mods, test_mods = {}, {}
     for m, (x, name) in enumerate(zip(mods, names)):
         cells = np.concatenate([in_all[train[owner == m]], partial[partial_owner == m]])
@@ -411,12 +424,7 @@ def _split_many(
         test_mods[name] = _subset(x, rows_test, label_key, pid[test_cells], test_names)
         record[f"n_train_{name}"] = int(rows.size)
         record[f"n_partial_{name}"] = int((pos[partial, m] >= 0).sum())
-    out = []
-    for parts, role in ((train_mods, "train"), (test_mods, "test")):
-        uns = copy.deepcopy(dict(mdata.uns))
-        uns["split"] = {**record, "role": role}
-        out.append(_make_mudata(parts, uns=uns))
-    return out[0], out[1]
+    return _train_test(mdata, train_mods, test_mods, record)
 
 
 def split_disjoint(
